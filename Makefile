@@ -1,0 +1,56 @@
+# Gatehouse. The two commands for a fresh machine: `make run` and `make test`.
+# Both create .venv from requirements.lock first (idempotent: only when the lock changed).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+UV_PIN := $(shell grep -E '^uv==' requirements.lock | cut -d' ' -f1)
+
+.PHONY: run test lint fmt migrate migration lock bench-auth test-postgres clean
+
+$(STAMP): requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@# uv installs the lock exactly (hashes checked); it is pinned in the lock itself.
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(UV_PIN)"
+	@$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes requirements.lock
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m app serve
+
+migrate: $(STAMP)
+	$(BIN)/python -m app migrate
+
+# make migration MODULE=users MSG="add a column"
+migration: $(STAMP)
+	$(BIN)/python -m app migrate --module $(MODULE) --new "$(MSG)"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The same suite against PostgreSQL (127.0.0.1:5432, database test).
+test-postgres: $(STAMP)
+	TEST_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/test $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+	$(BIN)/lint-imports
+
+fmt: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# Regenerate the lock after changing pyproject.toml.
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --group dev --python-version 3.11 --generate-hashes -o requirements.lock
+
+bench-auth: $(STAMP)
+	$(BIN)/python scripts/bench_auth.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,103 @@
+"""`python -m app serve | migrate | openapi | new-module NAME`, plus modules' commands
+(the users module adds `create-superuser`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from app.loader import ModuleLoadError, load_modules
+from app.settings import CoreSettings, SettingsError, load_settings
+
+
+def _serve(args: argparse.Namespace, settings: CoreSettings) -> int:
+    import uvicorn
+
+    from app import migrations
+
+    if not args.no_migrate:
+        migrations.upgrade(settings.database_url, settings.modules)
+    # log_config=None: our loguru set-up (app/logging.py) owns uvicorn's loggers.
+    uvicorn.run(
+        "app.main:app",
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        reload=args.reload,
+        log_config=None,
+        proxy_headers=False,
+    )
+    return 0
+
+
+def _migrate(args: argparse.Namespace, settings: CoreSettings) -> int:
+    from app import migrations
+
+    if args.new:
+        migrations.revision(settings.database_url, settings.modules, args.module, args.new)
+    else:
+        migrations.upgrade(settings.database_url, settings.modules)
+        print("migrations applied", file=sys.stderr)
+    return 0
+
+
+def _openapi(_: argparse.Namespace, settings: CoreSettings) -> int:
+    from app.factory import create_app
+
+    print(json.dumps(create_app(settings).openapi(), indent=2))
+    return 0
+
+
+def _new_module(args: argparse.Namespace, _: CoreSettings) -> int:
+    from app.scaffold import create_module
+
+    path = create_module(args.name)
+    print(f"created {path}; add {args.name!r} to MODULES to load it", file=sys.stderr)
+    return 0
+
+
+def build_parser(settings: CoreSettings) -> tuple[argparse.ArgumentParser, dict[str, object]]:
+    parser = argparse.ArgumentParser(prog="python -m app", description="Gatehouse")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="apply migrations and serve the app")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--reload", action="store_true")
+    serve.add_argument("--no-migrate", action="store_true")
+
+    migrate = commands.add_parser("migrate", help="apply every module's migrations")
+    migrate.add_argument("--new", metavar="MESSAGE", help="autogenerate a revision instead")
+    migrate.add_argument("--module", default="users", help="whose branch gets the revision")
+
+    commands.add_parser("openapi", help="print the OpenAPI schema")
+    new_module = commands.add_parser("new-module", help="scaffold modules/NAME")
+    new_module.add_argument("name")
+
+    handlers: dict[str, object] = {
+        "serve": _serve,
+        "migrate": _migrate,
+        "openapi": _openapi,
+        "new-module": _new_module,
+    }
+    for loaded in load_modules(settings.modules):
+        for name, command in loaded.module.commands.items():
+            command.configure(commands.add_parser(name, help=command.help))
+            handlers[name] = (command, loaded.settings)
+    return parser, handlers
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        settings = load_settings()
+        parser, handlers = build_parser(settings)
+        args = parser.parse_args(argv)
+        handler = handlers[args.command]
+        if isinstance(handler, tuple):
+            command, module_settings = handler
+            return int(command.run(args, settings, module_settings))
+        return int(handler(args, settings))  # type: ignore[operator]
+    except (SettingsError, ModuleLoadError) as exc:
+        print(f"gatehouse: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,217 @@
+"""Every error a client can see is `application/problem+json` (RFC 9457), built here.
+
+Handlers map HTTPException (keeping fastapi-users' detail codes in `code`), validation errors,
+unknown routes and methods, an unreachable database, and (from the middleware) anything
+unhandled. `app/openapi.py` documents the same shape.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from loguru import logger
+from pydantic import BaseModel, Field
+from sqlalchemy import exc as sa_exc
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.context import request_id_var
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+# Our codes for statuses that fastapi-users raises without one.
+DEFAULT_CODES: dict[int, str] = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "VALIDATION_ERROR",
+    429: "RATE_LIMITED",
+    500: "INTERNAL_ERROR",
+    503: "SERVICE_UNAVAILABLE",
+}
+
+# Human sentences for fastapi-users' bare codes; `code` still carries the code verbatim.
+CODE_DETAILS: dict[str, str] = {
+    "LOGIN_BAD_CREDENTIALS": "Bad credentials or the user is inactive.",
+    "LOGIN_USER_NOT_VERIFIED": "The user is not verified.",
+    "REGISTER_USER_ALREADY_EXISTS": "A user with this email already exists.",
+    "RESET_PASSWORD_BAD_TOKEN": "The reset token is invalid or expired.",
+    "VERIFY_USER_BAD_TOKEN": "The verification token is invalid or expired.",
+    "VERIFY_USER_ALREADY_VERIFIED": "The user is already verified.",
+    "UPDATE_USER_EMAIL_ALREADY_EXISTS": "A user with this email already exists.",
+    "UNAUTHORIZED": "Missing, invalid or expired credentials.",
+    "FORBIDDEN": "You are not allowed to do this.",
+    "NOT_FOUND": "Nothing was found at this address.",
+    "SERVICE_UNAVAILABLE": "A service this request needs is unavailable; try again shortly.",
+    "INTERNAL_ERROR": "An unexpected error occurred.",
+}
+
+
+class ProblemDetail(BaseModel):
+    """RFC 9457 problem details, with Gatehouse's `code` and `request_id`."""
+
+    type: str = Field(default="about:blank", examples=["about:blank"])
+    title: str = Field(examples=["Bad Request"])
+    status: int = Field(examples=[400])
+    detail: str = Field(examples=["A user with this email already exists."])
+    instance: str = Field(examples=["/auth/register"])
+    code: str = Field(examples=["REGISTER_USER_ALREADY_EXISTS"])
+    request_id: str | None = Field(default=None, examples=["3f1c2a9e8b7d4c6f"])
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="Validation failures (422 only)."
+    )
+
+
+class ProblemError(Exception):
+    """Raise from any layer to answer with a problem: the module's own exceptions subclass it."""
+
+    status_code: int = 400
+    code: str = "BAD_REQUEST"
+    detail: str | None = None
+    headers: dict[str, str] | None = None
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        status_code: int | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        if status_code is not None:
+            self.status_code = status_code
+        if code is not None:
+            self.code = code
+        if detail is not None:
+            self.detail = detail
+        if headers is not None:
+            self.headers = headers
+        super().__init__(self.detail or self.code)
+
+
+def problem_response(
+    request_path: str,
+    status: int,
+    code: str | None = None,
+    detail: str | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    code = code or DEFAULT_CODES.get(status, HTTPStatus(status).name)
+    title = HTTPStatus(status).phrase
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail or CODE_DETAILS.get(code, title),
+        "instance": request_path,
+        "code": code,
+        "request_id": request_id_var.get(),
+    }
+    if errors is not None:
+        body["errors"] = errors
+    if extra:
+        body.update({k: v for k, v in extra.items() if k not in body})
+    headers = dict(headers or {})
+    if status == 401:
+        headers.setdefault("WWW-Authenticate", "Bearer")
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def _code_and_detail(status: int, detail: Any) -> tuple[str | None, str | None]:
+    """fastapi-users puts a code in `detail` (a string, or {"code", "reason"})."""
+    if isinstance(detail, Enum):
+        detail = detail.value
+    if isinstance(detail, dict):
+        code = detail.get("code")
+        code = code.value if isinstance(code, Enum) else code
+        reason = detail.get("reason")
+        return (str(code) if code else None, str(reason) if reason else None)
+    if isinstance(detail, str):
+        if detail.isupper() and " " not in detail:
+            return detail, None
+        if detail == HTTPStatus(status).phrase:
+            return None, None
+        return None, detail
+    return None, None
+
+
+async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code, detail = _code_and_detail(exc.status_code, exc.detail)
+    return problem_response(
+        request.url.path, exc.status_code, code, detail, headers=dict(exc.headers or {})
+    )
+
+
+async def _problem_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProblemError)
+    return problem_response(
+        request.url.path, exc.status_code, exc.code, exc.detail, headers=exc.headers
+    )
+
+
+def _clean_validation_errors(errors: Any) -> list[dict[str, Any]]:
+    # Never echo what was sent back (`input` may be a password); keep where and why.
+    cleaned = []
+    for error in errors:
+        cleaned.append(
+            {
+                "loc": [str(part) for part in error.get("loc", ())],
+                "msg": str(error.get("msg", "")),
+                "type": str(error.get("type", "")),
+            }
+        )
+    return cleaned
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = _clean_validation_errors(exc.errors())
+    summary = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
+    return problem_response(
+        request.url.path, 422, "VALIDATION_ERROR", f"Invalid request: {summary}", errors=errors
+    )
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """The database cannot be reached (as opposed to a bug in a query)."""
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    # asyncpg raises plain OSError subclasses when it cannot connect at all.
+    return isinstance(exc, ConnectionError | TimeoutError) or (
+        isinstance(exc, OSError) and exc.errno is not None
+    )
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # Class name only: the message of a driver error may hold SQL and parameters.
+    logger.error("database unavailable: {}", type(exc).__name__)
+    return problem_response(
+        request.url.path, 503, "SERVICE_UNAVAILABLE", headers={"Retry-After": "5"}
+    )
+
+
+def internal_error_response(request_path: str) -> JSONResponse:
+    return problem_response(request_path, 500, "INTERNAL_ERROR")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(StarletteHTTPException, _http_exception)
+    app.add_exception_handler(ProblemError, _problem_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    for exc_class in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
+        app.add_exception_handler(exc_class, _database_unavailable)
+    app.add_exception_handler(ConnectionError, _database_unavailable)

@@ -1,0 +1,75 @@
+"""`python -m app create-superuser --email E`: the password is asked without echo on a
+terminal, and read from the first line of standard input otherwise."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+
+from fastapi_users import exceptions
+from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
+from pydantic_settings import BaseSettings
+
+from app.database import Database
+from app.module import Command
+from app.settings import CoreSettings
+from modules.users.manager import UserManager
+from modules.users.models import User
+from modules.users.passwords import PasswordPolicy
+from modules.users.runtime import UsersRuntime
+from modules.users.schemas import UserCreate
+from modules.users.settings import UsersSettings
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--email", required=True)
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if getpass.getpass("Password (again): ") != first:
+            raise ValueError("the passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+async def _create(email: str, password: str, core: CoreSettings, settings: UsersSettings) -> User:
+    database = Database(core.database_url)
+    runtime = UsersRuntime(
+        settings=settings,
+        secret=core.signing_key,
+        public_url=core.public_url,
+        policy=PasswordPolicy(settings.password_min_length, settings.password_max_length),
+    )
+    try:
+        async with database.sessionmaker() as session:
+            manager = UserManager(SQLAlchemyUserDatabase(session, User), runtime)
+            return await manager.create(
+                UserCreate(email=email, password=password, is_superuser=True, is_verified=True)
+            )
+    finally:
+        await database.dispose()
+
+
+def _run(args: argparse.Namespace, core: CoreSettings, settings: BaseSettings | None) -> int:
+    assert isinstance(settings, UsersSettings)
+    try:
+        password = _read_password()
+        user = asyncio.run(_create(args.email, password, core, settings))
+    except ValueError as exc:  # includes pydantic's invalid email
+        print(f"create-superuser: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    except exceptions.UserAlreadyExists:
+        print(f"create-superuser: a user with email {args.email} already exists", file=sys.stderr)
+        return 1
+    except exceptions.InvalidPasswordException as exc:
+        print(f"create-superuser: {exc.reason}", file=sys.stderr)
+        return 1
+    print(f"superuser created: {user.id}", file=sys.stderr)
+    return 0
+
+
+create_superuser = Command(help="create a superuser account", configure=_configure, run=_run)

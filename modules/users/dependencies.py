@@ -1,0 +1,50 @@
+"""Typed dependencies: a route's signature says who may call it (`CurrentUser`, `Superuser`)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi_users import FastAPIUsers
+from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
+
+from app.context import set_user_id
+from app.database import DbSession
+from modules.users.auth import auth_backend
+from modules.users.manager import UserManager
+from modules.users.models import User
+from modules.users.runtime import UsersRuntime, get_runtime
+
+
+async def get_user_db(session: DbSession) -> AsyncIterator[SQLAlchemyUserDatabase[User, uuid.UUID]]:
+    yield SQLAlchemyUserDatabase(session, User)
+
+
+async def get_user_manager(
+    user_db: Annotated[SQLAlchemyUserDatabase[User, uuid.UUID], Depends(get_user_db)],
+    runtime: Annotated[UsersRuntime, Depends(get_runtime)],
+) -> AsyncIterator[UserManager]:
+    yield UserManager(user_db, runtime)
+
+
+fastapi_users = FastAPIUsers[User, uuid.UUID](get_user_manager, [auth_backend])
+
+_current_active_user = fastapi_users.current_user(active=True)
+_current_superuser = fastapi_users.current_user(active=True, superuser=True)
+
+
+async def current_active_user(user: Annotated[User, Depends(_current_active_user)]) -> User:
+    set_user_id(user.id)  # the access line and every later log line name the user
+    return user
+
+
+async def current_superuser(user: Annotated[User, Depends(_current_superuser)]) -> User:
+    set_user_id(user.id)
+    return user
+
+
+CurrentUser = Annotated[User, Depends(current_active_user)]
+Superuser = Annotated[User, Depends(current_superuser)]
+UserManagerDep = Annotated[UserManager, Depends(get_user_manager)]

@@ -1,0 +1,83 @@
+"""fastapi-users' UserManager, configured: password rules, mails, audit log lines."""
+
+from __future__ import annotations
+
+import uuid
+from urllib.parse import urlencode
+
+from fastapi import Request, Response
+from fastapi_users import BaseUserManager, UUIDIDMixin, exceptions, schemas
+from fastapi_users.db import BaseUserDatabase
+from loguru import logger
+
+from modules.integrations import MailMessage, send_mail_later
+from modules.users.models import User
+from modules.users.runtime import UsersRuntime
+
+
+class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
+    def __init__(self, user_db: BaseUserDatabase[User, uuid.UUID], runtime: UsersRuntime):
+        super().__init__(user_db)
+        self.runtime = runtime
+        self.reset_password_token_secret = runtime.secret
+        self.reset_password_token_lifetime_seconds = runtime.settings.reset_token_ttl
+        self.verification_token_secret = runtime.secret
+        self.verification_token_lifetime_seconds = runtime.settings.verify_token_ttl
+
+    async def validate_password(self, password: str, user: schemas.UC | User) -> None:
+        reason = self.runtime.policy.problems(password, getattr(user, "email", None))
+        if reason is not None:
+            raise exceptions.InvalidPasswordException(reason=reason)
+
+    def _link(self, path: str, token: str) -> str:
+        return f"{self.runtime.public_url}{path}?{urlencode({'token': token})}"
+
+    async def on_after_register(self, user: User, request: Request | None = None) -> None:
+        logger.bind(user_id=str(user.id)).info("user registered")
+
+    async def on_after_request_verify(
+        self, user: User, token: str, request: Request | None = None
+    ) -> None:
+        logger.bind(user_id=str(user.id)).info("verification requested")
+        if request is not None:
+            send_mail_later(
+                request.app,
+                MailMessage(
+                    to=user.email,
+                    subject="Confirm your email address",
+                    body=(
+                        "Confirm your address by sending this token to POST /auth/verify:\n"
+                        f"{self._link('/auth/verify', token)}\n"
+                    ),
+                ),
+            )
+
+    async def on_after_verify(self, user: User, request: Request | None = None) -> None:
+        logger.bind(user_id=str(user.id)).info("user verified")
+
+    async def on_after_forgot_password(
+        self, user: User, token: str, request: Request | None = None
+    ) -> None:
+        logger.bind(user_id=str(user.id)).info("password reset requested")
+        if request is not None:
+            send_mail_later(
+                request.app,
+                MailMessage(
+                    to=user.email,
+                    subject="Reset your password",
+                    body=(
+                        "Reset your password by sending this token and a new password "
+                        "to POST /auth/reset-password:\n"
+                        f"{self._link('/auth/reset-password', token)}\n"
+                        "If you did not ask for this, ignore this mail.\n"
+                    ),
+                ),
+            )
+
+    async def on_after_reset_password(self, user: User, request: Request | None = None) -> None:
+        logger.bind(user_id=str(user.id)).info("password reset")
+
+    async def on_after_login(
+        self, user: User, request: Request | None = None, response: Response | None = None
+    ) -> None:
+        logger.bind(user_id=str(user.id)).info("login succeeded")

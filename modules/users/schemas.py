@@ -1,0 +1,39 @@
+"""Request and response bodies of the users module."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi_users import schemas
+from pydantic import ConfigDict
+
+
+class UserRead(schemas.BaseUser[uuid.UUID]):
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "5c3f3f0e-6a1b-4a49-9d0a-3f5e2a4f1b7c",
+                    "email": "ada@example.com",
+                    "is_active": True,
+                    "is_superuser": False,
+                    "is_verified": False,
+                }
+            ]
+        },
+    )
+
+
+class UserCreate(schemas.BaseUserCreate):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"email": "ada@example.com", "password": "correct horse battery staple"}]
+        }
+    )
+
+
+class UserUpdate(schemas.BaseUserUpdate):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"password": "a new long passphrase"}]}
+    )

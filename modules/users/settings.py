@@ -1,0 +1,29 @@
+"""Settings of the users module (environment variables, also read from `.env`)."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class UsersSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    access_token_ttl: int = Field(default=900, gt=0, description="seconds")
+    refresh_token_ttl: int = Field(
+        default=2_592_000, gt=0, description="absolute lifetime of a login session, seconds"
+    )
+    reset_token_ttl: int = Field(default=3600, gt=0, description="seconds")
+    verify_token_ttl: int = Field(default=86_400, gt=0, description="seconds")
+    login_max_failures: int = Field(default=5, gt=0)
+    login_failure_window: int = Field(default=900, gt=0, description="seconds")
+    password_min_length: int = Field(default=8, ge=8, le=128)
+    password_max_length: int = Field(default=128, ge=8, le=1024)
+    # zxcvbn score 0..4; 0 turns the strength check off.
+    password_min_score: int = Field(default=2, ge=0, le=4)
+
+    @model_validator(mode="after")
+    def _lengths_in_order(self) -> UsersSettings:
+        if self.password_min_length > self.password_max_length:
+            raise ValueError("PASSWORD_MIN_LENGTH must not exceed PASSWORD_MAX_LENGTH")
+        return self

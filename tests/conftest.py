@@ -1,0 +1,145 @@
+"""Shared fixtures: a migrated database per test, the app with its lifespan, an HTTP client.
+
+The suite runs on SQLite by default (a fresh copy of a migrated template file per test). With
+TEST_DATABASE_URL set (`make test-postgres`) the same tests run on PostgreSQL, every table
+emptied before each test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from loguru import logger
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from app import migrations
+from app.database import Base, create_engine
+from app.factory import create_app
+from app.settings import CoreSettings
+
+TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
+TEST_MODULES = ["users", "integrations"]
+
+# Module settings come from the environment: keep the developer's own out of the tests.
+for _name in list(os.environ):
+    if _name in {
+        "DATABASE_URL",
+        "SECRET_KEY",
+        "MODULES",
+        "MAIL_URL",
+        "PWNED_PASSWORDS_URL",
+        "REDIS_URL",
+        "LOG_FORMAT",
+        "LOG_LEVEL",
+    }:
+        del os.environ[_name]
+os.environ["ENVIRONMENT"] = "test"
+
+
+@pytest.fixture(scope="session")
+def template_database(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Migrate once per session; each test then starts from this state."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        from tests.services import require_postgres
+
+        require_postgres()
+        migrations.upgrade(url, TEST_MODULES)
+        return url
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    migrations.upgrade(url, TEST_MODULES)
+    with sqlite3.connect(path) as connection:  # fold the WAL into the file before copying it
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return url
+
+
+async def _empty_all_tables(url: str) -> None:
+    engine = create_engine(url)
+    async with engine.begin() as connection:
+        names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        await connection.execute(text(f"TRUNCATE {names} CASCADE"))
+    await engine.dispose()
+
+
+@pytest.fixture
+async def database_url(template_database: str, tmp_path: Path) -> str:
+    parsed = make_url(template_database)
+    if parsed.get_backend_name() != "sqlite":
+        await _empty_all_tables(template_database)
+        return template_database
+    assert parsed.database is not None
+    target = tmp_path / "test.db"
+    shutil.copyfile(parsed.database, target)
+    return f"sqlite+aiosqlite:///{target}"
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> CoreSettings:
+    return CoreSettings(
+        environment="test",
+        database_url=database_url,
+        secret_key=TEST_SECRET,
+        data_dir=tmp_path / "data",
+        modules=TEST_MODULES,
+        log_format="json",
+    )
+
+
+@pytest.fixture
+def app(settings: CoreSettings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client over the ASGI app, with the app's lifespan run around it."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            yield c
+
+
+class LogCapture:
+    """Every log line written while the test runs, as the JSON objects production writes."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def sink(self, message: Any) -> None:
+        record = message.record
+        payload = {"level": record["level"].name, "message": record["message"]}
+        payload.update({k: v for k, v in record["extra"].items() if v is not None})
+        if record["exception"] is not None:
+            payload["exception"] = repr(record["exception"].value)
+        self.lines.append(json.dumps(payload, default=str))
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.lines]
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    def find(self, predicate: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+        return [r for r in self.records if predicate(r)]
+
+
+@pytest.fixture
+def logs(app: FastAPI) -> Iterator[LogCapture]:
+    """Depends on `app`: create_app() resets loguru's sinks, so this one is added after it."""
+    capture = LogCapture()
+    sink_id = logger.add(capture.sink, level="DEBUG", format="{message}")
+    yield capture
+    logger.remove(sink_id)
