@@ -66,7 +66,8 @@ def redact(text: str) -> str:
 def _patch(record: Record) -> None:
     record["message"] = redact(record["message"])
     extra = record["extra"]
-    extra.setdefault("request_id", request_id_var.get())
+    if extra.get("request_id") is None:
+        extra["request_id"] = request_id_var.get()
     user_id = user_id_var.get()
     if user_id is not None:
         extra.setdefault("user_id", user_id)
@@ -151,7 +152,7 @@ def setup_logging(settings: CoreSettings) -> None:
             diagnose=False,
             colorize=None,
         )
-    logging.basicConfig(handlers=[InterceptHandler()], level=0, force=True)
+    logging.basicConfig(handlers=[InterceptHandler()], level=settings.log_level, force=True)
     for name in _ROUTED:
         std = logging.getLogger(name)
         std.handlers = [InterceptHandler()]

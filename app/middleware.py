@@ -11,6 +11,7 @@ import time
 import uuid
 
 from loguru import logger
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.context import request_id_var, user_id_var
@@ -51,8 +52,12 @@ class RequestContextMiddleware:
         response_started = False
         path = scope.get("path", "")
 
+        rejected = False  # a 413 went out while the app was reading the body
+
         async def send_with_id(message: Message) -> None:
             nonlocal status_code, response_started
+            if rejected:
+                return  # whatever the app answers after our 413 is dropped
             if message["type"] == "http.response.start":
                 response_started = True
                 status_code = message["status"]
@@ -65,12 +70,24 @@ class RequestContextMiddleware:
 
         received = 0
 
+        def too_large() -> Response:
+            return problem_response(
+                path,
+                413,
+                "PAYLOAD_TOO_LARGE",
+                f"The request body exceeds {self.max_body_bytes} bytes.",
+            )
+
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, rejected
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > self.max_body_bytes and not response_started:
+                    # Answer now: the framework turns errors raised while reading the body
+                    # into its own 400, so raising alone would not reach the client.
+                    await too_large()(scope, receive, send_with_id)
+                    rejected = True
                     raise _BodyTooLarge
             return message
 
@@ -81,13 +98,7 @@ class RequestContextMiddleware:
             await self.app(scope, limited_receive, send_with_id)
         except _BodyTooLarge:
             if not response_started:
-                response = problem_response(
-                    path,
-                    413,
-                    "PAYLOAD_TOO_LARGE",
-                    f"The request body exceeds {self.max_body_bytes} bytes.",
-                )
-                await response(scope, receive, send_with_id)
+                await too_large()(scope, receive, send_with_id)
         except Exception as exc:
             if is_database_unavailable(exc):
                 logger.error("database unavailable: {}", type(exc).__name__)

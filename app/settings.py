@@ -36,7 +36,7 @@ class CoreSettings(BaseSettings):
     redis_url: str | None = None
     secret_key: SecretStr | None = None
     log_format: Literal["pretty", "json"] | None = None
-    log_level: Literal["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     modules: Annotated[list[str], NoDecode] = Field(default=["users", "integrations"])
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default=[])
     max_body_bytes: int = Field(default=65536, gt=0)
