@@ -27,10 +27,8 @@ async def _make_superuser(app: FastAPI, email: str) -> None:
 
     async with app.state.database.sessionmaker() as session:
         # fastapi-users types its columns as plain attributes: go through the table.
-        table = User.__table__
-        await session.execute(
-            update(table).where(table.c.email == email).values(is_superuser=True)
-        )
+        table = User.metadata.tables["user"]
+        await session.execute(update(table).where(table.c.email == email).values(is_superuser=True))
         await session.commit()
 
 
