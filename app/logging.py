@@ -103,8 +103,14 @@ def redact_multiline(text: str) -> str:
     return "\n".join(redact(line) for line in text.splitlines())
 
 
+# Already in the pretty line (the access line's message repeats them): not printed twice.
+_SHOWN_IN_MESSAGE = {"request_id", "method", "path", "status", "duration_ms"}
+
+
 def _pretty_formatter(record: Record) -> str:
-    extras = {k: v for k, v in record["extra"].items() if k != "request_id" and v is not None}
+    extras = {
+        k: v for k, v in record["extra"].items() if k not in _SHOWN_IN_MESSAGE and v is not None
+    }
     suffix = " " + " ".join(f"{k}={v}" for k, v in extras.items()) if extras else ""
     rid = record["extra"].get("request_id") or "-"
     return (
