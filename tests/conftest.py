@@ -46,22 +46,43 @@ for _name in list(os.environ):
 os.environ["ENVIRONMENT"] = "test"
 
 
+def _postgres_admin(url: str, statement: str) -> None:
+    """Run CREATE/DROP DATABASE on the server of `url` (outside a transaction)."""
+    import asyncio
+
+    async def run() -> None:
+        engine = create_engine(url)
+        async with engine.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await autocommit.execute(text(statement))
+        await engine.dispose()
+
+    asyncio.run(run())
+
+
 @pytest.fixture(scope="session")
-def template_database(tmp_path_factory: pytest.TempPathFactory) -> str:
+def template_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Migrate once per session; each test then starts from this state."""
-    url = os.environ.get("TEST_DATABASE_URL")
-    if url:
+    server_url = os.environ.get("TEST_DATABASE_URL")
+    if server_url:
         from tests.services import require_postgres
 
         require_postgres()
+        # A database of this run's own, so parallel runs on one server never meet.
+        name = f"gatehouse_test_{os.getpid()}"
+        _postgres_admin(server_url, f'DROP DATABASE IF EXISTS "{name}"')
+        _postgres_admin(server_url, f'CREATE DATABASE "{name}"')
+        url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
         migrations.upgrade(url, TEST_MODULES)
-        return url
+        yield url
+        _postgres_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        return
     path = tmp_path_factory.mktemp("template") / "template.db"
     url = f"sqlite+aiosqlite:///{path}"
     migrations.upgrade(url, TEST_MODULES)
     with sqlite3.connect(path) as connection:  # fold the WAL into the file before copying it
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    return url
+    yield url
 
 
 async def _empty_all_tables(url: str) -> None:
