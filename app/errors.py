@@ -7,6 +7,7 @@ unhandled. `app/openapi.py` documents the same shape.
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from http import HTTPStatus
 from typing import Any
@@ -146,12 +147,26 @@ def _code_and_detail(status: int, detail: Any) -> tuple[str | None, str | None]:
     return None, None
 
 
+def _allowed_methods(request: Request) -> str | None:
+    """Every method the path answers to, as documented (Starlette names only the first route's:
+    with one route per method, `Allow` would list one of them)."""
+    for template, item in request.app.openapi().get("paths", {}).items():
+        pattern = "^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)) + "$"
+        if re.match(pattern, request.url.path):
+            return ", ".join(sorted(m.upper() for m in item if m in _HTTP_METHODS))
+    return None
+
+
+_HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+
+
 async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code, detail = _code_and_detail(exc.status_code, exc.detail)
-    return problem_response(
-        request.url.path, exc.status_code, code, detail, headers=dict(exc.headers or {})
-    )
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+    return problem_response(request.url.path, exc.status_code, code, detail, headers=headers)
 
 
 async def _problem_error(request: Request, exc: Exception) -> JSONResponse:

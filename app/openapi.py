@@ -84,6 +84,7 @@ def _document_operation(path: str, operation: dict[str, Any]) -> None:
     if has_input:
         add(422, "Validation error (`errors` lists each).")
     if operation.get("requestBody"):
+        add(400, "The request body could not be parsed.")
         add(413, "The request body is too large.")
     if operation.get("security"):
         add(401, "Missing, invalid or expired token.")

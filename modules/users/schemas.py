@@ -26,14 +26,16 @@ class UserRead(schemas.BaseUser[uuid.UUID]):
 
 
 class UserCreate(schemas.BaseUserCreate):
+    # Strict: `"is_verified": 0` is a type error, not False (what the schema says is what we take).
     model_config = ConfigDict(
+        strict=True,
         json_schema_extra={
             "examples": [{"email": "ada@example.com", "password": "correct horse battery staple"}]
-        }
+        },
     )
 
 
 class UserUpdate(schemas.BaseUserUpdate):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"password": "a new long passphrase"}]}
+        strict=True, json_schema_extra={"examples": [{"password": "a new long passphrase"}]}
     )

@@ -69,3 +69,14 @@ async def test_schema_documents_problem_responses(client: httpx.AsyncClient) -> 
                 if int(status) >= 400:
                     assert "application/problem+json" in response["content"], (path, status)
             assert operation.get("summary"), f"{method} {path} has no summary"
+
+
+async def test_docs_pages_may_load_nothing_from_elsewhere(client: httpx.AsyncClient) -> None:
+    """ReDoc's bundle hard-codes a CDN logo: the page's policy keeps the browser from asking."""
+    for page in ("/docs", "/redoc"):
+        policy = (await client.get(page)).headers["content-security-policy"]
+        directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+        assert directives["default-src"] == "'self'"
+        assert directives["img-src"] == "'self' data:"
+        assert directives["connect-src"] == "'self'"
+        assert "http" not in policy
