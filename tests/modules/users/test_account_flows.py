@@ -132,3 +132,16 @@ async def test_superuser_routes(app: FastAPI, client: httpx.AsyncClient) -> None
     deleted = await client.delete(f"/users/{ada['id']}", headers=root)
     assert deleted.status_code == 204
     assert_problem(await client.get(f"/users/{ada['id']}", headers=root), 404, "NOT_FOUND")
+
+
+async def test_patch_me_with_null_fields_is_a_validation_error(client: httpx.AsyncClient) -> None:
+    await register(client, "ada@example.com")
+    tokens = await login(client, "ada@example.com")
+    for field in ("email", "password"):
+        response = await client.patch(
+            "/users/me", json={field: None}, headers=bearer(tokens["access_token"])
+        )
+        body = assert_problem(response, 422, "VALIDATION_ERROR")
+        assert body["errors"][0]["loc"] == ["body", field]
+    me = await client.get("/users/me", headers=bearer(tokens["access_token"]))
+    assert me.json()["email"] == "ada@example.com"
