@@ -104,6 +104,8 @@ class Breakers:
         self.local.add_listener(self._log_event)
         self.circuits: dict[str, Circuit] = {}
         self._last_state: dict[str, StateName] = {}
+        # purgatory forgets the count when a circuit opens (in memory); health shows it.
+        self.failures_seen: dict[str, int] = {}
         self._store_down = False
 
     def circuit(self, name: str) -> Circuit:
@@ -158,11 +160,14 @@ class Breakers:
             new = _STATES.get(event.state, "closed")
             old = self._last_state.get(name, "closed")
             self._last_state[name] = new
+            if old == "half_open" and new == "open":
+                self.failures_seen[name] = self.failures_seen.get(name, 0) + 1
             level = "INFO" if new == "closed" else "WARNING"
             log.bind(state=new, previous_state=old).log(
                 level, "circuit {} changed state: {} -> {}", name, old, new
             )
         elif kind == "failed":
+            self.failures_seen[name] = event.failure_count
             log.bind(failures=event.failure_count).warning(
                 "circuit {} recorded a failure ({} of {})",
                 name,
@@ -170,6 +175,7 @@ class Breakers:
                 self.threshold,
             )
         elif kind == "recovered":
+            self.failures_seen[name] = 0
             log.info("circuit {} recovered: failure count reset", name)
         elif kind == "circuit_breaker_created":
             self._last_state.setdefault(name, "closed")
@@ -194,9 +200,12 @@ class Circuit:
     async def state(self) -> CircuitState:
         context = (await self._breakers.get_breaker(self.name)).context
         opened_at = context.opened_at if context.state == "opened" else None
+        failures = int(context.failure_count or 0)
+        if context.state != "closed":
+            failures = max(failures, self._breakers.failures_seen.get(self.name, 0))
         return CircuitState(
             state=_STATES.get(context.state, "closed"),
-            failures=int(context.failure_count or 0),
+            failures=failures,
             opened_at=None
             if opened_at is None
             else datetime.fromtimestamp(opened_at, UTC).isoformat(timespec="milliseconds"),

@@ -11,7 +11,6 @@ from loguru import logger
 
 from app.logging import register_secret
 from app.module import ModuleContext
-from app.settings import SettingsError
 from modules.integrations import mail, pwned
 from modules.integrations.breakers import Breakers
 from modules.integrations.exceptions import IntegrationError
@@ -24,7 +23,7 @@ from modules.integrations.mail import (
     SmtpMailer,
 )
 from modules.integrations.pwned import PwnedPasswords
-from modules.integrations.settings import IntegrationsSettings
+from modules.integrations.settings import IntegrationsSettings, check_mail_allowed
 
 
 @dataclass
@@ -37,12 +36,8 @@ class Integrations:
 
 def build_mailer(settings: IntegrationsSettings, environment: str) -> Mailer:
     url = settings.mail
+    check_mail_allowed(url, environment)
     if url.scheme == "console":
-        if environment == "production":
-            raise SettingsError(
-                "MAIL_URL=console:// only prints mail; set MAIL_URL=smtp://… or smtps://… "
-                "when ENVIRONMENT=production"
-            )
         return ConsoleMailer()
     if url.password:
         register_secret(url.password)

@@ -14,10 +14,6 @@ from modules.integrations import MailMessage, is_password_breached, send_mail_la
 from modules.users.models import User
 from modules.users.runtime import UsersRuntime
 
-BREACHED_PASSWORD_REASON = (
-    "This password has appeared in known data breaches; choose a different one."
-)
-
 
 class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
     def __init__(
@@ -41,7 +37,9 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         # Last, so only passwords that pass the local rules cost a call; None (check skipped:
         # off, upstream down, circuit open) lets the password through.
         if self.app is not None and await is_password_breached(self.app, password):
-            raise exceptions.InvalidPasswordException(reason=BREACHED_PASSWORD_REASON)
+            raise exceptions.InvalidPasswordException(
+                reason="This password has appeared in known data breaches; choose another one."
+            )
 
     def _link(self, path: str, token: str) -> str:
         return f"{self.runtime.public_url}{path}?{urlencode({'token': token})}"
