@@ -80,9 +80,7 @@ async def test_a_breached_password_is_refused_on_reset(
     link = next(line for line in outbox[0].body.splitlines() if "token=" in line)
     token = parse_qs(urlsplit(link).query)["token"][0]
 
-    refused = await client.post(
-        "/auth/reset-password", json={"token": token, "password": BREACHED}
-    )
+    refused = await client.post("/auth/reset-password", json={"token": token, "password": BREACHED})
     body = assert_problem(refused, 400, "RESET_PASSWORD_INVALID_PASSWORD")
     assert "known data breaches" in body["detail"]
     await login(client, "ada@example.com", SAFE)  # the old password still works
