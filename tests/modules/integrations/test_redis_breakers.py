@@ -107,7 +107,10 @@ async def test_a_success_after_the_ttl_closes_it_for_everyone(redis_url: str, pr
 
 async def test_unreachable_redis_falls_back_to_local_state(logs: LogCapture) -> None:
     owner = Breakers(threshold=THRESHOLD, ttl=30, redis_url=closed_port_url("redis"))
+    owner.circuit("local")
     try:
+        await owner.start()  # starts anyway
+        assert (await owner.snapshot())["local"].state == "closed"
         for _ in range(THRESHOLD):
             with pytest.raises(UpstreamError):
                 await owner.circuit("local").call(failing)
