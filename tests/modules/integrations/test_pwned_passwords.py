@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from app.factory import create_app
 from app.settings import CoreSettings
 from modules.integrations import is_password_breached
+from modules.integrations.breakers import Breakers
 from modules.integrations.pwned import breach_count, sha1_prefix_suffix
 from modules.integrations.settings import IntegrationsSettings
 from tests.conftest import LogCapture
@@ -34,7 +35,8 @@ def app(settings: CoreSettings, pwned_api: FakeHttpUpstream) -> FastAPI:
 
 
 async def circuit_failures(app: FastAPI) -> int:
-    return (await app.state.integrations.breakers.snapshot())["pwned-passwords"].failures
+    breakers: Breakers = app.state.integrations.breakers
+    return (await breakers.snapshot())["pwned-passwords"].failures
 
 
 async def test_a_listed_suffix_is_a_breach(
