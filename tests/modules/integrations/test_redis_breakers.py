@@ -143,3 +143,28 @@ async def test_the_app_shares_state_through_redis_and_closes_it_at_shutdown(
         assert circuits["mail"]["state"] == "closed"
         assert await _breaker_clients(redis_url) != []
     assert await _breaker_clients(redis_url) == []
+
+
+async def test_half_open_lets_one_trial_through_per_instance(redis_url: str, prefix: str) -> None:
+    # In Redis the circuit stays "opened" until the trial ends; the gate still holds.
+    owner = Breakers(threshold=1, ttl=TTL, redis_url=redis_url, key_prefix=prefix)
+    try:
+        with pytest.raises(UpstreamError):
+            await owner.circuit("shared").call(failing)
+        await asyncio.sleep(TTL + 0.05)
+        calls = 0
+
+        async def slow() -> str:
+            nonlocal calls
+            calls += 1
+            await asyncio.sleep(0.2)
+            return "ok"
+
+        outcomes = await asyncio.gather(
+            *(owner.circuit("shared").call(slow) for _ in range(5)), return_exceptions=True
+        )
+        assert outcomes.count("ok") == 1 and calls == 1
+        assert all(isinstance(o, CircuitOpenError) for o in outcomes if o != "ok")
+        assert (await owner.circuit("shared").state()).state == "closed"
+    finally:
+        await owner.close()
