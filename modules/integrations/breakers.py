@@ -1,6 +1,7 @@
 """Circuit breakers: one purgatory factory per app, one named circuit per upstream.
 
-purgatory (3.0.1) does the counting and the state machine; this file closes its gaps:
+purgatory (3.0.1) does the counting and the state machine; this file and `circuit.py` close
+its gaps:
 - its open-circuit exception (`OpenedState`) is not exported: callers get `CircuitOpenError`;
 - its half-open state lets every concurrent call through: here ONE trial call runs per
   process, the others fail fast as if the circuit were still open;
@@ -20,45 +21,21 @@ the call or calling unprotected.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import Any
 
 from loguru import logger
 from purgatory import AsyncCircuitBreakerFactory, AsyncRedisUnitOfWork
-from purgatory.domain.model import OpenedState
 from purgatory.service._async.circuitbreaker import AsyncCircuitBreaker
 from purgatory.service._async.repository import AsyncRedisRepository
 from redis import asyncio as aioredis
-from redis.exceptions import RedisError
 
-from modules.integrations.exceptions import CircuitOpenError, UpstreamRefusedError
-
-T = TypeVar("T")
+from modules.integrations.circuit import STATES, STORE_ERRORS, Circuit, CircuitState, StateName
 
 # Redis keys of the circuits: `gatehouse:circuit:<name>` (and `…::failure_count`).
 REDIS_KEY_PREFIX = "gatehouse:circuit:"
 # A breaker must not hang on its own store: a slow Redis falls back to local state instead.
 REDIS_TIMEOUT_SECONDS = 1.0
-
-StateName = Literal["closed", "open", "half_open"]
-# purgatory's names → ours (as shown in logs and /health/ready).
-_STATES: dict[str, StateName] = {"closed": "closed", "opened": "open", "half-opened": "half_open"}
-_STORE_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
-
-
-@dataclass(frozen=True)
-class CircuitState:
-    state: StateName
-    failures: int
-    opened_at: str | None  # ISO 8601, UTC
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"state": self.state, "failures": self.failures, "opened_at": self.opened_at}
 
 
 class Breakers:
@@ -118,8 +95,8 @@ class Breakers:
         """Connect the store and create every known circuit, so readiness lists them."""
         try:
             await self.shared.initialize()
-        except _STORE_ERRORS as exc:
-            self._note_store_down(exc)
+        except STORE_ERRORS as exc:
+            self.note_store_down(exc)
         for circuit in self.circuits.values():
             await self.get_breaker(circuit.name)
 
@@ -135,8 +112,8 @@ class Breakers:
         if self.redis is not None:
             try:
                 breaker = await self.shared.get_breaker(name)
-            except _STORE_ERRORS as exc:
-                self._note_store_down(exc)
+            except STORE_ERRORS as exc:
+                self.note_store_down(exc)
             else:
                 if self._store_down:
                     self._store_down = False
@@ -145,7 +122,7 @@ class Breakers:
             return await self.local.get_breaker(name)
         return await self.shared.get_breaker(name)
 
-    def _note_store_down(self, exc: BaseException) -> None:
+    def note_store_down(self, exc: BaseException) -> None:
         if not self._store_down:
             self._store_down = True
             logger.warning(
@@ -157,7 +134,7 @@ class Breakers:
         """purgatory's hook (sync): every state change and failure, with the circuit's name."""
         log = logger.bind(circuit=name)
         if kind == "state_changed":
-            new = _STATES.get(event.state, "closed")
+            new = STATES.get(event.state, "closed")
             old = self._last_state.get(name, "closed")
             self._last_state[name] = new
             if old == "half_open" and new == "open":
@@ -182,88 +159,3 @@ class Breakers:
             log.debug(
                 "circuit {} created (threshold {}, open for {} s)", name, event.threshold, event.ttl
             )
-
-
-class Circuit:
-    """One upstream's circuit. `call()` runs an operation behind it.
-
-    Any exception from the operation counts as a failure, except `UpstreamRefusedError` (the
-    upstream answered: it works). A successful return counts as a success.
-    """
-
-    def __init__(self, name: str, breakers: Breakers) -> None:
-        self.name = name
-        self._breakers = breakers
-        # The half-open gate: purgatory would let every concurrent call through.
-        self._trial_running = False
-
-    async def state(self) -> CircuitState:
-        context = (await self._breakers.get_breaker(self.name)).context
-        opened_at = context.opened_at if context.state == "opened" else None
-        failures = int(context.failure_count or 0)
-        if context.state != "closed":
-            failures = max(failures, self._breakers.failures_seen.get(self.name, 0))
-        return CircuitState(
-            state=_STATES.get(context.state, "closed"),
-            failures=failures,
-            opened_at=None
-            if opened_at is None
-            else datetime.fromtimestamp(opened_at, UTC).isoformat(timespec="milliseconds"),
-        )
-
-    async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
-        breaker = await self._breakers.get_breaker(self.name)
-        context = breaker.context
-        trial = context.state != "closed"
-        if trial:
-            retry_after = self._retry_after(context.opened_at, context.ttl)
-            if context.state == "opened" and retry_after > 0:
-                raise CircuitOpenError(self.name, retry_after)
-            if self._trial_running:
-                # Another call is the trial: fail fast, as if still open.
-                raise CircuitOpenError(self.name, 0.0)
-            self._trial_running = True
-        try:
-            return await self._run(breaker, operation, trial)
-        finally:
-            if trial:
-                self._trial_running = False
-
-    async def _run(
-        self, breaker: AsyncCircuitBreaker, operation: Callable[[], Awaitable[T]], trial: bool
-    ) -> T:
-        try:
-            await breaker.__aenter__()
-        except OpenedState:
-            raise CircuitOpenError(self.name, breaker.context.ttl) from None
-        try:
-            result = await operation()
-        except UpstreamRefusedError:
-            await self._record(breaker, None)
-            raise
-        except asyncio.CancelledError as exc:
-            # A cancelled call says nothing about the upstream; a cancelled trial re-opens
-            # the circuit (it must not stay half-open with no trial running).
-            if trial:
-                await self._record(breaker, exc)
-            raise
-        except BaseException as exc:
-            await self._record(breaker, exc)
-            raise
-        await self._record(breaker, None)
-        return result
-
-    async def _record(self, breaker: AsyncCircuitBreaker, exc: BaseException | None) -> None:
-        try:
-            if exc is None:
-                await breaker.__aexit__(None, None, None)
-            else:
-                await breaker.__aexit__(type(exc), exc, exc.__traceback__)
-        except _STORE_ERRORS as store_exc:
-            self._breakers._note_store_down(store_exc)
-
-    @staticmethod
-    def _retry_after(opened_at: float | None, ttl: float) -> float:
-        if opened_at is None:
-            return 0.0
-        return max(0.0, opened_at + ttl - time.time())

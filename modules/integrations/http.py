@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from modules.integrations.breakers import Circuit
+from modules.integrations.circuit import Circuit
 from modules.integrations.exceptions import UpstreamError, UpstreamTimeoutError
 
 USER_AGENT = "gatehouse/0.1"

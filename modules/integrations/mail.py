@@ -16,7 +16,7 @@ from typing import Protocol
 import aiosmtplib
 from loguru import logger
 
-from modules.integrations.breakers import Circuit
+from modules.integrations.circuit import Circuit
 from modules.integrations.exceptions import (
     IntegrationError,
     UpstreamError,
