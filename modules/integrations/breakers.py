@@ -14,7 +14,7 @@ opened. Limits, by design of purgatory's store: the half-open transition is writ
 the trial ends, so during a trial each instance may send its own single trial (at most one per
 instance, not one per cluster); failure counts are read-then-incremented, so two instances
 failing at once may open the circuit one failure late or early; threshold and ttl are stored
-when a circuit is first created in Redis (change them by deleting the key). When Redis is
+in Redis too: each instance writes its own at start-up (the last one started wins). When Redis is
 unreachable the breakers fall back to this process's own state (logged) rather than failing
 the call or calling unprotected.
 """
@@ -26,6 +26,7 @@ from typing import Any
 
 from loguru import logger
 from purgatory import AsyncCircuitBreakerFactory, AsyncRedisUnitOfWork
+from purgatory.domain.model import Context
 from purgatory.service._async.circuitbreaker import AsyncCircuitBreaker
 from purgatory.service._async.repository import AsyncRedisRepository
 from redis import asyncio as aioredis
@@ -54,6 +55,7 @@ class Breakers:
         self.threshold = threshold
         self.ttl = ttl
         self.redis: aioredis.Redis | None = None
+        self._repository: AsyncRedisRepository | None = None
         self._purgatory_redis: aioredis.Redis | None = None
         if redis_url:
             uow = AsyncRedisUnitOfWork(redis_url)
@@ -70,6 +72,7 @@ class Breakers:
             )
             repository.redis = self.redis
             repository.prefix = key_prefix
+            self._repository = repository
             self.shared: AsyncCircuitBreakerFactory = AsyncCircuitBreakerFactory(
                 default_threshold=threshold, default_ttl=ttl, uow=uow
             )
@@ -98,7 +101,28 @@ class Breakers:
         except STORE_ERRORS as exc:
             self.note_store_down(exc)
         for circuit in self.circuits.values():
-            await self.get_breaker(circuit.name)
+            breaker = await self.get_breaker(circuit.name)
+            await self._retune(breaker.context)
+
+    async def _retune(self, context: Context) -> None:
+        """purgatory keeps the threshold and ttl a circuit was first created with in Redis:
+        write this instance's settings (the state and count stay), so a change takes effect."""
+        if self._repository is None or self._store_down:
+            return
+        if (context.threshold, context.ttl) == (self.threshold, self.ttl):
+            return
+        context.threshold, context.ttl = self.threshold, self.ttl
+        try:
+            await self._repository.register(context)
+        except STORE_ERRORS as exc:
+            self.note_store_down(exc)
+            return
+        logger.bind(circuit=context.name).info(
+            "circuit {} retuned in the shared store: threshold {}, open for {} s",
+            context.name,
+            self.threshold,
+            self.ttl,
+        )
 
     async def close(self) -> None:
         for client in (self.redis, self._purgatory_redis):

@@ -130,6 +130,19 @@ async def _breaker_clients(redis_url: str) -> list[str]:
     return [c["name"] for c in listing if c["name"] == f"gatehouse-breakers-{os.getpid()}"]
 
 
+@pytest.fixture
+async def app_keys(redis_url: str) -> AsyncIterator[None]:
+    """The app uses the real key namespace: remove what this test created there."""
+    client = aioredis.from_url(redis_url)
+    keys = ["gatehouse:circuit:mail", "gatehouse:circuit:mail::failure_count"]
+    existing = {key for key in keys if await client.exists(key)}
+    yield
+    if missing := [key for key in keys if key not in existing]:
+        await client.delete(*missing)
+    await client.aclose()
+
+
+@pytest.mark.usefixtures("app_keys")
 async def test_the_app_shares_state_through_redis_and_closes_it_at_shutdown(
     settings: CoreSettings, redis_url: str
 ) -> None:
@@ -168,3 +181,24 @@ async def test_half_open_lets_one_trial_through_per_instance(redis_url: str, pre
         assert (await owner.circuit("shared").state()).state == "closed"
     finally:
         await owner.close()
+
+
+async def test_a_new_threshold_takes_effect_in_the_shared_store(
+    redis_url: str, prefix: str, logs: LogCapture
+) -> None:
+    old = Breakers(threshold=5, ttl=30, redis_url=redis_url, key_prefix=prefix)
+    old.circuit("shared")
+    await old.start()
+    await old.close()
+
+    new = Breakers(threshold=2, ttl=30, redis_url=redis_url, key_prefix=prefix)
+    new.circuit("shared")
+    try:
+        await new.start()
+        for _ in range(2):
+            with pytest.raises(UpstreamError):
+                await new.circuit("shared").call(failing)
+        assert (await new.circuit("shared").state()).state == "open"
+    finally:
+        await new.close()
+    assert logs.find(lambda r: "retuned in the shared store: threshold 2" in r["message"])
