@@ -1,4 +1,8 @@
-"""Mail delivery. Sending happens after the API has answered: it never blocks or changes it."""
+"""Mail delivery. Sending happens after the API has answered: it never blocks or changes it.
+
+Two backends: `ConsoleMailer` (development: prints, keeps an `outbox`) and `SmtpMailer`
+(aiosmtplib). Both run behind the `mail` circuit (see `BackgroundSender`).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,22 @@ import asyncio
 import sys
 from collections import deque
 from dataclasses import dataclass
+from email.message import EmailMessage
 from typing import Protocol
 
+import aiosmtplib
 from loguru import logger
+
+from modules.integrations.circuit import Circuit
+from modules.integrations.exceptions import (
+    IntegrationError,
+    UpstreamError,
+    UpstreamRefusedError,
+    UpstreamTimeoutError,
+)
+from modules.integrations.mail_url import MailUrl
+
+CIRCUIT = "mail"
 
 
 @dataclass(frozen=True)
@@ -39,11 +56,57 @@ class ConsoleMailer:
         sys.stdout.flush()
 
 
-class BackgroundSender:
-    """Runs deliveries as tasks owned by the app, and waits for them at shutdown."""
+class SmtpMailer:
+    """One SMTP session per mail: plain (`smtp://`), TLS (`smtps://`) or STARTTLS upgrade.
 
-    def __init__(self, mailer: Mailer) -> None:
+    Connection errors, timeouts and transient (4xx) replies are failures of the upstream; a
+    permanent (5xx) reply refuses this one mail (a bad recipient) and does not count.
+    """
+
+    def __init__(self, url: MailUrl, sender: str, timeout: float) -> None:
+        self.url = url
+        self.sender = sender
+        self.timeout = timeout
+
+    def build(self, message: MailMessage) -> EmailMessage:
+        mail = EmailMessage()
+        mail["From"] = self.sender
+        mail["To"] = message.to
+        mail["Subject"] = message.subject
+        mail.set_content(message.body)
+        return mail
+
+    async def send(self, message: MailMessage) -> None:
+        url = self.url
+        try:
+            await aiosmtplib.send(
+                self.build(message),
+                hostname=url.host,
+                port=url.port,
+                username=url.username,
+                password=url.password,
+                use_tls=url.scheme == "smtps",
+                # smtp:// means plain SMTP: no opportunistic upgrade unless asked for.
+                start_tls=url.starttls,
+                timeout=self.timeout,
+            )
+        except aiosmtplib.SMTPTimeoutError:
+            raise UpstreamTimeoutError(CIRCUIT, "timed out") from None
+        except aiosmtplib.SMTPResponseException as exc:
+            if 500 <= exc.code < 600 and not isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+                raise UpstreamRefusedError(CIRCUIT, f"refused the mail ({exc.code})") from None
+            raise UpstreamError(CIRCUIT, f"answered {exc.code}") from None
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise UpstreamError(CIRCUIT, f"delivery failed: {type(exc).__name__}") from None
+
+
+class BackgroundSender:
+    """Runs deliveries as tasks owned by the app, each behind the mail circuit, and waits for
+    them at shutdown."""
+
+    def __init__(self, mailer: Mailer, circuit: Circuit) -> None:
         self.mailer = mailer
+        self.circuit = circuit
         self._tasks: set[asyncio.Task[None]] = set()
 
     def submit(self, message: MailMessage) -> None:
@@ -52,14 +115,25 @@ class BackgroundSender:
         task.add_done_callback(self._tasks.discard)
 
     async def _deliver(self, message: MailMessage) -> None:
-        try:
+        async def send() -> None:
             await self.mailer.send(message)
-        except Exception as exc:
+
+        try:
+            await self.circuit.call(send)
+        except IntegrationError as exc:
             # The recipient's address is personal data: log the subject, not who.
-            logger.warning("mail delivery failed: {} ({})", message.subject, type(exc).__name__)
+            logger.bind(circuit=self.circuit.name).warning(
+                "mail delivery failed: {} ({}: {})", message.subject, type(exc).__name__, exc
+            )
+        except Exception as exc:
+            logger.bind(circuit=self.circuit.name).warning(
+                "mail delivery failed: {} ({})", message.subject, type(exc).__name__
+            )
         else:
             logger.info("mail sent: {}", message.subject)
 
     async def drain(self, grace_seconds: float = 5.0) -> None:
         if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=grace_seconds)
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace_seconds)
+            for task in pending:  # shutdown must not wait on a hung server any longer
+                task.cancel()

@@ -3,38 +3,77 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from fastapi import FastAPI
+from loguru import logger
 
+from app.logging import register_secret
 from app.module import ModuleContext
-from modules.integrations.mail import BackgroundSender, ConsoleMailer, MailMessage
-from modules.integrations.settings import IntegrationsSettings
+from modules.integrations import mail, pwned
+from modules.integrations.breakers import Breakers
+from modules.integrations.exceptions import IntegrationError
+from modules.integrations.http import UpstreamClient
+from modules.integrations.mail import (
+    BackgroundSender,
+    ConsoleMailer,
+    Mailer,
+    MailMessage,
+    SmtpMailer,
+)
+from modules.integrations.pwned import PwnedPasswords
+from modules.integrations.settings import IntegrationsSettings, check_mail_allowed
 
 
 @dataclass
 class Integrations:
     settings: IntegrationsSettings
+    breakers: Breakers
     mail: BackgroundSender
+    pwned: PwnedPasswords | None
 
 
-def build_mailer(settings: IntegrationsSettings) -> ConsoleMailer:
-    if settings.mail_url.startswith("console://"):
+def build_mailer(settings: IntegrationsSettings, environment: str) -> Mailer:
+    url = settings.mail
+    check_mail_allowed(url, environment)
+    if url.scheme == "console":
         return ConsoleMailer()
-    raise ValueError(f"MAIL_URL scheme not supported: {settings.mail_url.split(':', 1)[0]}")
+    if url.password:
+        register_secret(url.password)
+    return SmtpMailer(url, settings.mail_from, settings.mail_timeout)
 
 
 @asynccontextmanager
 async def lifespan(context: ModuleContext) -> AsyncIterator[None]:
     settings = context.settings
     assert isinstance(settings, IntegrationsSettings)
-    integrations = Integrations(settings=settings, mail=BackgroundSender(build_mailer(settings)))
-    context.app.state.integrations = integrations
-    try:
+    mailer = build_mailer(settings, context.core.environment)
+    breakers = Breakers(
+        threshold=settings.breaker_threshold,
+        ttl=settings.breaker_ttl,
+        redis_url=context.core.redis_url,
+    )
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(breakers.close)
+        pwned_passwords = None
+        if settings.pwned_passwords_url:
+            pwned_passwords = PwnedPasswords(
+                UpstreamClient(
+                    breakers.circuit(pwned.CIRCUIT),
+                    settings.pwned_passwords_url,
+                    timeout=settings.pwned_passwords_timeout,
+                )
+            )
+            stack.push_async_callback(pwned_passwords.aclose)
+        sender = BackgroundSender(mailer, breakers.circuit(mail.CIRCUIT))
+        # Last in, first out: mails in flight finish before the breakers close.
+        stack.push_async_callback(sender.drain)
+        await breakers.start()
+        context.app.state.integrations = Integrations(
+            settings=settings, breakers=breakers, mail=sender, pwned=pwned_passwords
+        )
         yield
-    finally:
-        await integrations.mail.drain()
 
 
 def get_integrations(app: FastAPI) -> Integrations:
@@ -47,3 +86,21 @@ def get_integrations(app: FastAPI) -> Integrations:
 def send_mail_later(app: FastAPI, message: MailMessage) -> None:
     """Queue a mail; the caller's answer does not wait for, or depend on, its delivery."""
     get_integrations(app).mail.submit(message)
+
+
+async def is_password_breached(app: FastAPI, password: str) -> bool | None:
+    """True when the password appears in known data breaches.
+
+    None means the check was skipped: PWNED_PASSWORDS_URL unset (or the module not loaded:
+    silently), the upstream down, its circuit open, or an unexpected answer (logged).
+    """
+    integrations: Integrations | None = getattr(app.state, "integrations", None)
+    if integrations is None or integrations.pwned is None:
+        return None
+    try:
+        return await integrations.pwned.times_breached(password) > 0
+    except IntegrationError as exc:
+        logger.bind(circuit=exc.circuit).warning(
+            "breached-password check skipped: {} ({})", type(exc).__name__, exc
+        )
+        return None

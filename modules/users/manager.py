@@ -5,20 +5,26 @@ from __future__ import annotations
 import uuid
 from urllib.parse import urlencode
 
-from fastapi import Request, Response
+from fastapi import FastAPI, Request, Response
 from fastapi_users import BaseUserManager, UUIDIDMixin, exceptions, schemas
 from fastapi_users.db import BaseUserDatabase
 from loguru import logger
 
-from modules.integrations import MailMessage, send_mail_later
+from modules.integrations import MailMessage, is_password_breached, send_mail_later
 from modules.users.models import User
 from modules.users.runtime import UsersRuntime
 
 
 class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
-    def __init__(self, user_db: BaseUserDatabase[User, uuid.UUID], runtime: UsersRuntime):
+    def __init__(
+        self,
+        user_db: BaseUserDatabase[User, uuid.UUID],
+        runtime: UsersRuntime,
+        app: FastAPI | None = None,
+    ):
         super().__init__(user_db)
         self.runtime = runtime
+        self.app = app  # for the breached-password check (validate_password has no request)
         self.reset_password_token_secret = runtime.secret
         self.reset_password_token_lifetime_seconds = runtime.settings.reset_token_ttl
         self.verification_token_secret = runtime.secret
@@ -28,6 +34,12 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         reason = self.runtime.policy.problems(password, getattr(user, "email", None))
         if reason is not None:
             raise exceptions.InvalidPasswordException(reason=reason)
+        # Last, so only passwords that pass the local rules cost a call; None (check skipped:
+        # off, upstream down, circuit open) lets the password through.
+        if self.app is not None and await is_password_breached(self.app, password):
+            raise exceptions.InvalidPasswordException(
+                reason="This password has appeared in known data breaches; choose another one."
+            )
 
     def _link(self, path: str, token: str) -> str:
         return f"{self.runtime.public_url}{path}?{urlencode({'token': token})}"

@@ -1,0 +1,21 @@
+"""Readiness: every circuit with its state, failure count and opened-at.
+
+An open (or half-open) circuit makes the app `degraded`, still 200: the app serves, the
+feature behind that upstream is skipped or delayed.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from app.module import CheckResult
+from modules.integrations.service import get_integrations
+
+
+async def circuits_check(app: FastAPI) -> CheckResult:
+    states = await get_integrations(app).breakers.snapshot()
+    degraded = any(state.state != "closed" for state in states.values())
+    return CheckResult(
+        status="degraded" if degraded else "ok",
+        detail={name: state.as_dict() for name, state in states.items()},
+    )
