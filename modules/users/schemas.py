@@ -45,15 +45,14 @@ class TokenPair(BaseModel):
 
     access_token: str = Field(description="HS256 JWT; send it as `Authorization: Bearer …`.")
     refresh_token: str = Field(description="Opaque; single use: each refresh rotates it.")
-    token_type: Literal["bearer"] = "bearer"
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the scheme name
     expires_in: int = Field(description="Seconds until the access token expires.")
 
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
                 {
-                    "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiI1YzNm"
-                    "…",
+                    "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiI1YzNm…",
                     "refresh_token": "q0XJ6c1w7m3uV8k4bG2eYt9pZr5nLs1aHd0fWj3oKcE",
                     "token_type": "bearer",
                     "expires_in": 900,

@@ -4,28 +4,30 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import ColumnElement, CursorResult, Executable, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modules.users.models import LoginSession, RotatedRefreshToken, User
 
 
-def _is_live(now: datetime) -> list[object]:
+def _is_live(now: datetime) -> list[ColumnElement[bool]]:
     return [LoginSession.revoked_at.is_(None), LoginSession.expires_at > now]
 
 
-async def _rowcount(db: AsyncSession, statement: object) -> int:
-    result = await db.execute(statement)  # type: ignore[call-overload]
-    return cast(CursorResult[object], result).rowcount
+async def _rowcount(db: AsyncSession, statement: Executable) -> int:
+    result = await db.execute(statement)
+    return cast(CursorResult[Any], result).rowcount
 
 
 def add_session(db: AsyncSession, login: LoginSession) -> None:
     db.add(login)
 
 
-async def is_live(db: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID, now: datetime) -> bool:
+async def is_live(
+    db: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID, now: datetime
+) -> bool:
     found = await db.scalar(
         select(LoginSession.id).where(
             LoginSession.id == session_id, LoginSession.user_id == user_id, *_is_live(now)
@@ -45,9 +47,10 @@ async def list_live(db: AsyncSession, user_id: uuid.UUID, now: datetime) -> list
 
 async def session_id_for_refresh_hash(db: AsyncSession, token_hash: str) -> uuid.UUID | None:
     """The session whose current refresh token has this hash (live or not)."""
-    return await db.scalar(
+    found: uuid.UUID | None = await db.scalar(
         select(LoginSession.id).where(LoginSession.refresh_token_hash == token_hash)
     )
+    return found
 
 
 async def rotate(
@@ -76,11 +79,13 @@ async def rotate(
     if won != 1:
         return None
     db.add(RotatedRefreshToken(token_hash=old_hash, session_id=session_id, rotated_at=now))
-    return await db.scalar(
-        select(LoginSession)
-        .where(LoginSession.id == session_id)
-        .execution_options(populate_existing=True)
-    )
+    return (
+        await db.scalars(
+            select(LoginSession)
+            .where(LoginSession.id == session_id)
+            .execution_options(populate_existing=True)
+        )
+    ).one()
 
 
 async def rotated_owner(db: AsyncSession, token_hash: str) -> tuple[uuid.UUID, uuid.UUID] | None:

@@ -41,7 +41,11 @@ class AccessClaims:
 
 
 def issue_access_token(
-    secret: str, user_id: uuid.UUID, session_id: uuid.UUID, issued_at: datetime, expires_at: datetime
+    secret: str,
+    user_id: uuid.UUID,
+    session_id: uuid.UUID,
+    issued_at: datetime,
+    expires_at: datetime,
 ) -> str:
     payload = {
         "sub": str(user_id),

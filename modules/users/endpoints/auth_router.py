@@ -76,9 +76,7 @@ async def login(
         raise HTTPException(
             status_code=status.HTTP_400_BAD_REQUEST, detail=ErrorCode.LOGIN_BAD_CREDENTIALS
         )
-    issued = await sessions.start(
-        user, request.headers.get("user-agent"), client_address(request)
-    )
+    issued = await sessions.start(user, request.headers.get("user-agent"), client_address(request))
     pair = _token_pair(response, issued)
     await user_manager.on_after_login(user, request, response)
     return pair
