@@ -81,7 +81,7 @@ class SessionService:
             created_at=now,
             last_used_at=now,
             expires_at=now + timedelta(seconds=self.runtime.settings.refresh_token_ttl),
-            user_agent=(user_agent or None) and user_agent[:USER_AGENT_MAX],
+            user_agent=user_agent[:USER_AGENT_MAX] if user_agent else None,
             client_address=client_address,
             refresh_token_hash=hash_refresh_token(refresh_token),
         )

@@ -3,7 +3,7 @@ has no refresh tokens and whose JWT logout revokes nothing."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
@@ -11,28 +11,13 @@ from fastapi_users.router.common import ErrorCode
 
 from app.net import client_address
 from modules.users.dependencies import CurrentLogin, UserManagerDep
+from modules.users.endpoints.responses import problem_examples
+from modules.users.exceptions import RefreshTokenInvalid, RefreshTokenReused
 from modules.users.schemas import RefreshRequest, TokenPair
 from modules.users.sessions_service import IssuedTokens, SessionServiceDep
 
 # Token answers must not be cached by browsers or proxies (RFC 6749 §5.1, ASVS 14.3.2).
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
-def _examples(status_code: int, codes: dict[str, str]) -> dict[int | str, dict[str, Any]]:
-    """Documented failures in fastapi-users' style; app/openapi.py turns them into problems."""
-    return {
-        status_code: {
-            "description": " / ".join(codes.values()),
-            "content": {
-                "application/json": {
-                    "examples": {
-                        code: {"summary": summary, "value": {"detail": code}}
-                        for code, summary in codes.items()
-                    }
-                }
-            },
-        }
-    }
 
 
 def _token_pair(response: Response, issued: IssuedTokens) -> TokenPair:
@@ -47,7 +32,7 @@ def _token_pair(response: Response, issued: IssuedTokens) -> TokenPair:
 public_router = APIRouter()
 bearer_router = APIRouter()
 
-_UNAUTHORIZED = _examples(401, {"UNAUTHORIZED": "Missing, invalid or expired access token."})
+_UNAUTHORIZED = problem_examples(401, "UNAUTHORIZED")
 
 
 @public_router.post(
@@ -59,9 +44,7 @@ _UNAUTHORIZED = _examples(401, {"UNAUTHORIZED": "Missing, invalid or expired acc
         "Swagger's Authorize button works. Every login starts a new session with new tokens."
     ),
     response_model=TokenPair,
-    responses=_examples(
-        400, {ErrorCode.LOGIN_BAD_CREDENTIALS.value: "Bad credentials or the user is inactive."}
-    ),
+    responses=problem_examples(400, ErrorCode.LOGIN_BAD_CREDENTIALS.value),
 )
 async def login(
     request: Request,
@@ -93,13 +76,7 @@ async def login(
         "refreshed."
     ),
     response_model=TokenPair,
-    responses=_examples(
-        401,
-        {
-            "REFRESH_TOKEN_INVALID": "The refresh token is invalid, expired or revoked.",
-            "REFRESH_TOKEN_REUSED": "The refresh token was already used; the session ended.",
-        },
-    ),
+    responses=problem_examples(401, RefreshTokenInvalid, RefreshTokenReused),
 )
 async def refresh(
     body: RefreshRequest, response: Response, sessions: SessionServiceDep

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from fastapi import APIRouter, Response, status
 
 from modules.users.dependencies import CurrentLogin
+from modules.users.endpoints.responses import problem_examples
 from modules.users.exceptions import SessionNotFound
 from modules.users.models import LoginSession
 from modules.users.schemas import SessionRead
@@ -15,9 +15,7 @@ from modules.users.sessions_service import SessionServiceDep, as_utc
 
 router = APIRouter()
 
-_UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing, invalid or expired access token."}
-}
+_UNAUTHORIZED = problem_examples(401, "UNAUTHORIZED")
 
 
 def _read(login: LoginSession, current: uuid.UUID) -> SessionRead:
@@ -49,7 +47,7 @@ async def list_sessions(login: CurrentLogin, sessions: SessionServiceDep) -> lis
     summary="End one of my sessions (e.g. a lost device); ending the current one logs out",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses={**_UNAUTHORIZED, 404: {"description": "You have no live session with this id."}},
+    responses={**_UNAUTHORIZED, **problem_examples(404, SessionNotFound)},
 )
 async def end_session(
     session_id: uuid.UUID, login: CurrentLogin, sessions: SessionServiceDep
