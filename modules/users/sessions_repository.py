@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Executable, select, update
+from sqlalchemy import ColumnElement, CursorResult, Executable, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modules.users.models import LoginSession, RotatedRefreshToken, User
@@ -120,6 +120,17 @@ async def revoke_all(db: AsyncSession, user_id: uuid.UUID, now: datetime) -> int
         update(LoginSession)
         .where(LoginSession.user_id == user_id, *_is_live(now))
         .values(revoked_at=now)
+        .execution_options(synchronize_session=False),
+    )
+
+
+async def purge_expired(db: AsyncSession, user_id: uuid.UUID, now: datetime) -> int:
+    """Delete this user's sessions past their absolute end (their rotated hashes cascade):
+    nothing can use them any more, so reuse detection loses nothing."""
+    return await _rowcount(
+        db,
+        delete(LoginSession)
+        .where(LoginSession.user_id == user_id, LoginSession.expires_at <= now)
         .execution_options(synchronize_session=False),
     )
 

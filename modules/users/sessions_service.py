@@ -85,6 +85,8 @@ class SessionService:
             client_address=client_address,
             refresh_token_hash=hash_refresh_token(refresh_token),
         )
+        # Housekeeping where it costs least: a login writes anyway.
+        await repository.purge_expired(self.db, user.id, now)
         repository.add_session(self.db, login)
         await self.db.commit()
         logger.bind(user_id=str(user.id), session_id=str(login.id)).info("login session started")
