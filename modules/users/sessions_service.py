@@ -106,6 +106,9 @@ class SessionService:
                 if user is None or not user.is_active:
                     await repository.revoke(self.db, login.id, login.user_id, now)
                     await self.db.commit()
+                    logger.bind(
+                        user_id=str(login.user_id), session_id=str(login.id), reason="inactive"
+                    ).info("login session revoked")
                     raise RefreshTokenInvalid
                 await self.db.commit()
                 logger.bind(user_id=str(login.user_id), session_id=str(login.id)).info(
