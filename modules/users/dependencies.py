@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request, status
 from fastapi_users import FastAPIUsers
 from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
 
 from app.context import set_user_id
 from app.database import DbSession
-from modules.users.auth import auth_backend
+from modules.users.auth import SessionStrategyDep, auth_backend
 from modules.users.manager import UserManager
 from modules.users.models import User
 from modules.users.runtime import UsersRuntime, get_runtime
@@ -34,6 +35,7 @@ fastapi_users = FastAPIUsers[User, uuid.UUID](get_user_manager, [auth_backend])
 
 _current_active_user = fastapi_users.current_user(active=True)
 _current_superuser = fastapi_users.current_user(active=True, superuser=True)
+_current_user_token = fastapi_users.authenticator.current_user_token(active=True)
 
 
 async def current_active_user(user: Annotated[User, Depends(_current_active_user)]) -> User:
@@ -46,6 +48,28 @@ async def current_superuser(user: Annotated[User, Depends(_current_superuser)]) 
     return user
 
 
+@dataclass(frozen=True)
+class Login:
+    """The caller and the login session its access token belongs to."""
+
+    user: User
+    session_id: uuid.UUID
+
+
+async def current_login(
+    user_token: Annotated[tuple[User, str], Depends(_current_user_token)],
+    strategy: SessionStrategyDep,
+) -> Login:
+    user, token = user_token
+    # The same strategy instance (cached per request) has just verified this token.
+    claims = strategy.verified_claims(token)
+    if claims is None:
+        raise HTTPException(status_code=status.HTTP_401_UNAUTHORIZED)
+    set_user_id(user.id)
+    return Login(user=user, session_id=claims.session_id)
+
+
 CurrentUser = Annotated[User, Depends(current_active_user)]
 Superuser = Annotated[User, Depends(current_superuser)]
 UserManagerDep = Annotated[UserManager, Depends(get_user_manager)]
+CurrentLogin = Annotated[Login, Depends(current_login)]

@@ -7,3 +7,21 @@ from app.errors import ProblemError
 
 class UsersError(ProblemError):
     """Base of the users module's client-visible errors."""
+
+
+class RefreshTokenInvalid(UsersError):
+    status_code = 401
+    code = "REFRESH_TOKEN_INVALID"
+    detail = "The refresh token is invalid, expired or revoked."
+
+
+class RefreshTokenReused(UsersError):
+    status_code = 401
+    code = "REFRESH_TOKEN_REUSED"
+    detail = "This refresh token was already used; its session has been ended."
+
+
+class SessionNotFound(UsersError):
+    status_code = 404
+    code = "NOT_FOUND"
+    detail = "You have no live session with this id."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request, Response
@@ -13,6 +14,7 @@ from loguru import logger
 from modules.integrations import MailMessage, is_password_breached, send_mail_later
 from modules.users.models import User
 from modules.users.runtime import UsersRuntime
+from modules.users.sessions_service import end_all_sessions_of
 
 
 class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
@@ -88,6 +90,17 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
 
     async def on_after_reset_password(self, user: User, request: Request | None = None) -> None:
         logger.bind(user_id=str(user.id)).info("password reset")
+        # Whoever knew the old password may hold a session: end them all (ASVS 7.4.3).
+        await end_all_sessions_of(self.user_db, self.runtime, user, reason="password reset")
+
+    async def on_after_update(
+        self, user: User, update_dict: dict[str, Any], request: Request | None = None
+    ) -> None:
+        # update_dict holds the new password in clear: never log it.
+        if update_dict.get("password") is not None:
+            await end_all_sessions_of(self.user_db, self.runtime, user, reason="password changed")
+        if update_dict.get("is_active") is False:
+            await end_all_sessions_of(self.user_db, self.runtime, user, reason="deactivated")
 
     async def on_after_login(
         self, user: User, request: Request | None = None, response: Response | None = None

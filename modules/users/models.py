@@ -2,10 +2,56 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
+
 from fastapi_users_db_sqlalchemy import SQLAlchemyBaseUserTableUUID
+from fastapi_users_db_sqlalchemy.generics import GUID
+from sqlalchemy import DateTime, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
 
 from app.database import Base
+
+# SHA-256 in hex: refresh tokens are stored only as this digest.
+TOKEN_HASH_LENGTH = 64
 
 
 class User(SQLAlchemyBaseUserTableUUID, Base):
     """fastapi-users' user table (UUID ids): email, hashed_password and the three flags."""
+
+
+class LoginSession(Base):
+    """One login: its id is the `sid` claim of every access token issued for it.
+
+    `expires_at` is fixed at login (REFRESH_TOKEN_TTL later) and never moved by a refresh, so
+    rotation cannot stretch a session past its absolute lifetime.
+    """
+
+    __tablename__ = "login_session"
+
+    id: Mapped[uuid.UUID] = mapped_column(GUID, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        GUID, ForeignKey("user.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    last_used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    user_agent: Mapped[str | None] = mapped_column(String(length=512), nullable=True)
+    client_address: Mapped[str | None] = mapped_column(String(length=255), nullable=True)
+    # The hash of the one refresh token that is valid now; rotation replaces it.
+    refresh_token_hash: Mapped[str] = mapped_column(
+        String(length=TOKEN_HASH_LENGTH), nullable=False, unique=True, index=True
+    )
+
+
+class RotatedRefreshToken(Base):
+    """A refresh token that was rotated away: presenting it again is reuse (theft)."""
+
+    __tablename__ = "rotated_refresh_token"
+
+    token_hash: Mapped[str] = mapped_column(String(length=TOKEN_HASH_LENGTH), primary_key=True)
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        GUID, ForeignKey("login_session.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    rotated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

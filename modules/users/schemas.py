@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
 from fastapi_users import schemas
-from pydantic import ConfigDict, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 
 class UserRead(schemas.BaseUser[uuid.UUID]):
@@ -48,4 +49,64 @@ class UserUpdate(schemas.BaseUserUpdate):
 
     model_config = ConfigDict(
         strict=True, json_schema_extra={"examples": [{"password": "a new long passphrase"}]}
+    )
+
+
+class TokenPair(BaseModel):
+    """What login and refresh answer (with `Cache-Control: no-store`)."""
+
+    access_token: str = Field(description="HS256 JWT; send it as `Authorization: Bearer …`.")
+    refresh_token: str = Field(description="Opaque; single use: each refresh rotates it.")
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the scheme name
+    expires_in: int = Field(description="Seconds until the access token expires.")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "access_token": "eyJhbGciOiJIUzI1NiIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiI1YzNm…",
+                    "refresh_token": "q0XJ6c1w7m3uV8k4bG2eYt9pZr5nLs1aHd0fWj3oKcE",
+                    "token_type": "bearer",
+                    "expires_in": 900,
+                }
+            ]
+        }
+    )
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: str = Field(min_length=1, max_length=512)
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"refresh_token": "q0XJ6c1w7m3uV8k4bG2eYt9pZr5nLs1aHd0fWj3oKcE"}]
+        }
+    )
+
+
+class SessionRead(BaseModel):
+    """A live login session of the caller (one per login, across its refreshes)."""
+
+    id: uuid.UUID
+    created_at: AwareDatetime
+    last_used_at: AwareDatetime = Field(description="The login or the latest refresh.")
+    expires_at: AwareDatetime = Field(description="Absolute end; refreshing never moves it.")
+    user_agent: str | None
+    client_address: str | None
+    current: bool = Field(description="True for the session of the token making this call.")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "0b8e6b1e-3f0a-4c55-9d6a-2f4f0e1c7a11",
+                    "created_at": "2026-11-26T09:00:00Z",
+                    "last_used_at": "2026-11-26T09:45:00Z",
+                    "expires_at": "2026-12-26T09:00:00Z",
+                    "user_agent": "Mozilla/5.0 (X11; Linux x86_64)",
+                    "client_address": "203.0.113.7",
+                    "current": True,
+                }
+            ]
+        }
     )

@@ -1,0 +1,1 @@
+"""HTTP routes of the users module that are ours (fastapi-users provides the others)."""

@@ -1,0 +1,174 @@
+"""Login sessions: start one at login, rotate its refresh token, end one or all of them.
+
+A session's id is the `sid` claim of its access tokens; every access token is checked against
+its session on each request, so ending a session ends its access tokens at once.
+
+Refresh-token reuse: presenting a refresh token that was already rotated away ends the whole
+session (RFC 9700 §4.14.2), the newest refresh token and the access tokens with it. That holds
+also for the loser of two refreshes racing with one token: the server cannot tell a client
+racing itself from a thief racing the client, so clients must not refresh in parallel
+(single-flight their refresh call).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi_users.db import BaseUserDatabase
+from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
+from loguru import logger
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.database import DbSession
+from modules.users import sessions_repository as repository
+from modules.users.exceptions import RefreshTokenInvalid, RefreshTokenReused
+from modules.users.models import LoginSession, User
+from modules.users.runtime import UsersRuntime, get_runtime
+from modules.users.tokens import (
+    AccessClaims,
+    hash_refresh_token,
+    issue_access_token,
+    new_refresh_token,
+)
+
+USER_AGENT_MAX = 512
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class IssuedTokens:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    session_id: uuid.UUID
+
+
+class SessionService:
+    def __init__(self, db: AsyncSession, runtime: UsersRuntime) -> None:
+        self.db = db
+        self.runtime = runtime
+
+    def _issue(self, login: LoginSession, refresh_token: str, now: datetime) -> IssuedTokens:
+        # An access token never outlives its session.
+        expires_at = min(
+            now + timedelta(seconds=self.runtime.settings.access_token_ttl),
+            as_utc(login.expires_at),
+        )
+        access = issue_access_token(self.runtime.secret, login.user_id, login.id, now, expires_at)
+        return IssuedTokens(
+            access_token=access,
+            refresh_token=refresh_token,
+            expires_in=max(0, int((expires_at - now).total_seconds())),
+            session_id=login.id,
+        )
+
+    async def start(
+        self, user: User, user_agent: str | None, client_address: str | None
+    ) -> IssuedTokens:
+        """A new session, with tokens never seen before (ASVS 7.2.4)."""
+        now = utcnow()
+        refresh_token = new_refresh_token()
+        login = LoginSession(
+            id=uuid.uuid4(),
+            user_id=user.id,
+            created_at=now,
+            last_used_at=now,
+            expires_at=now + timedelta(seconds=self.runtime.settings.refresh_token_ttl),
+            user_agent=user_agent[:USER_AGENT_MAX] if user_agent else None,
+            client_address=client_address,
+            refresh_token_hash=hash_refresh_token(refresh_token),
+        )
+        # Housekeeping where it costs least: a login writes anyway.
+        await repository.purge_expired(self.db, user.id, now)
+        repository.add_session(self.db, login)
+        await self.db.commit()
+        logger.bind(user_id=str(user.id), session_id=str(login.id)).info("login session started")
+        return self._issue(login, refresh_token, now)
+
+    async def refresh(self, refresh_token: str) -> IssuedTokens:
+        now = utcnow()
+        old_hash = hash_refresh_token(refresh_token)
+        session_id = await repository.session_id_for_refresh_hash(self.db, old_hash)
+        if session_id is not None:
+            new_token = new_refresh_token()
+            login = await repository.rotate(
+                self.db, session_id, old_hash, hash_refresh_token(new_token), now
+            )
+            if login is not None:
+                user = await repository.get_user(self.db, login.user_id)
+                if user is None or not user.is_active:
+                    await repository.revoke(self.db, login.id, login.user_id, now)
+                    await self.db.commit()
+                    logger.bind(
+                        user_id=str(login.user_id), session_id=str(login.id), reason="inactive"
+                    ).info("login session revoked")
+                    raise RefreshTokenInvalid
+                await self.db.commit()
+                logger.bind(user_id=str(login.user_id), session_id=str(login.id)).info(
+                    "refresh token rotated"
+                )
+                return self._issue(login, new_token, now)
+            # Lost a race for this token, or the session ended or expired meanwhile.
+        owner = await repository.rotated_owner(self.db, old_hash)
+        if owner is None:
+            await self.db.rollback()
+            raise RefreshTokenInvalid
+        reused_session, user_id = owner
+        ended = await repository.revoke(self.db, reused_session, user_id, now)
+        await self.db.commit()
+        logger.bind(
+            user_id=str(user_id), session_id=str(reused_session), session_ended=ended
+        ).warning("refresh token reuse detected: session revoked")
+        raise RefreshTokenReused
+
+    async def is_live(self, claims: AccessClaims) -> bool:
+        return await repository.is_live(self.db, claims.session_id, claims.user_id, utcnow())
+
+    async def list_live(self, user_id: uuid.UUID) -> list[LoginSession]:
+        return await repository.list_live(self.db, user_id, utcnow())
+
+    async def end(self, session_id: uuid.UUID, user_id: uuid.UUID, reason: str) -> bool:
+        ended = await repository.revoke(self.db, session_id, user_id, utcnow())
+        await self.db.commit()
+        if ended:
+            logger.bind(user_id=str(user_id), session_id=str(session_id), reason=reason).info(
+                "login session revoked"
+            )
+        return ended
+
+    async def end_all(self, user_id: uuid.UUID, reason: str) -> int:
+        count = await repository.revoke_all(self.db, user_id, utcnow())
+        await self.db.commit()
+        logger.bind(user_id=str(user_id), sessions=count, reason=reason).info(
+            "all login sessions revoked"
+        )
+        return count
+
+
+def as_utc(moment: datetime) -> datetime:
+    # SQLite hands timestamps back without a zone; they are stored in UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+async def end_all_sessions_of(
+    user_db: BaseUserDatabase[User, uuid.UUID], runtime: UsersRuntime, user: User, reason: str
+) -> None:
+    """For the user manager's hooks (password change or reset, deactivation)."""
+    if isinstance(user_db, SQLAlchemyUserDatabase):
+        await SessionService(user_db.session, runtime).end_all(user.id, reason)
+
+
+def get_session_service(
+    db: DbSession, runtime: Annotated[UsersRuntime, Depends(get_runtime)]
+) -> SessionService:
+    return SessionService(db, runtime)
+
+
+SessionServiceDep = Annotated[SessionService, Depends(get_session_service)]

@@ -1,0 +1,188 @@
+"""Login and refresh over HTTP: rotation, reuse detection, races, the absolute lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import httpx
+import jwt
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
+
+from app.factory import create_app
+from app.settings import CoreSettings
+from modules.users.models import LoginSession, RotatedRefreshToken
+from modules.users.settings import UsersSettings
+from tests.conftest import LogCapture
+from tests.helpers import assert_problem, bearer, login, register
+
+EMAIL = "ada@example.com"
+
+
+async def refresh(client: httpx.AsyncClient, token: str) -> httpx.Response:
+    return await client.post("/auth/jwt/refresh", json={"refresh_token": token})
+
+
+async def me_status(client: httpx.AsyncClient, access_token: str) -> int:
+    return (await client.get("/users/me", headers=bearer(access_token))).status_code
+
+
+async def test_login_answers_a_token_pair_that_is_never_cached(client: httpx.AsyncClient) -> None:
+    await register(client, EMAIL)
+    response = await client.post(
+        "/auth/jwt/login", data={"username": EMAIL, "password": ("correct horse battery staple")}
+    )
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["pragma"] == "no-cache"
+    pair = response.json()
+    assert set(pair) == {"access_token", "refresh_token", "token_type", "expires_in"}
+    assert pair["token_type"] == "bearer"
+    assert pair["expires_in"] == 900
+    # 256 random bits, URL-safe base64 without padding.
+    assert len(pair["refresh_token"]) >= 43
+    claims = jwt.decode(pair["access_token"], options={"verify_signature": False})
+    assert set(claims) >= {"sub", "aud", "iss", "iat", "exp", "jti", "sid", "typ"}
+    assert claims["exp"] - claims["iat"] == 900
+
+
+async def test_every_login_gets_new_tokens_and_a_new_session(client: httpx.AsyncClient) -> None:
+    await register(client, EMAIL)
+    first, second = await login(client, EMAIL), await login(client, EMAIL)
+    assert first["access_token"] != second["access_token"]
+    assert first["refresh_token"] != second["refresh_token"]
+    sid = [
+        jwt.decode(p["access_token"], options={"verify_signature": False})["sid"]
+        for p in (first, second)
+    ]
+    assert sid[0] != sid[1]
+    for pair in (first, second):
+        assert await me_status(client, pair["access_token"]) == 200
+
+
+async def test_refresh_rotates_and_reuse_ends_the_whole_session(
+    client: httpx.AsyncClient, logs: LogCapture
+) -> None:
+    user = await register(client, EMAIL)
+    first = await login(client, EMAIL)
+
+    rotated = await refresh(client, first["refresh_token"])
+    assert rotated.status_code == 200
+    assert rotated.headers["cache-control"] == "no-store"
+    second = rotated.json()
+    assert second["refresh_token"] != first["refresh_token"]
+    assert second["access_token"] != first["access_token"]
+    # The refreshed access token belongs to the same session.
+    sid = jwt.decode(first["access_token"], options={"verify_signature": False})["sid"]
+    assert jwt.decode(second["access_token"], options={"verify_signature": False})["sid"] == sid
+    assert await me_status(client, second["access_token"]) == 200
+
+    # The rotated token again: theft assumed, the session ends.
+    assert_problem(await refresh(client, first["refresh_token"]), 401, "REFRESH_TOKEN_REUSED")
+    assert_problem(await refresh(client, second["refresh_token"]), 401, "REFRESH_TOKEN_INVALID")
+    for access in (first["access_token"], second["access_token"]):
+        me = await client.get("/users/me", headers=bearer(access))
+        assert_problem(me, 401, "UNAUTHORIZED")
+        assert me.headers["www-authenticate"] == "Bearer"
+
+    warnings = logs.find(lambda r: r["level"] == "WARNING" and "reuse" in r["message"])
+    assert warnings, logs.text
+    assert warnings[0]["user_id"] == user["id"]
+    assert warnings[0]["session_id"] == sid
+    for token in (first["refresh_token"], second["refresh_token"], first["access_token"]):
+        assert token not in logs.text
+
+
+async def test_unknown_refresh_token_is_invalid(client: httpx.AsyncClient) -> None:
+    assert_problem(await refresh(client, "not-a-token-we-issued"), 401, "REFRESH_TOKEN_INVALID")
+
+
+async def test_an_access_token_is_not_a_refresh_token(client: httpx.AsyncClient) -> None:
+    await register(client, EMAIL)
+    pair = await login(client, EMAIL)
+    assert_problem(await refresh(client, pair["access_token"]), 401, "REFRESH_TOKEN_INVALID")
+
+
+async def test_concurrent_refreshes_with_one_token_have_one_winner(
+    client: httpx.AsyncClient,
+) -> None:
+    await register(client, EMAIL)
+    pair = await login(client, EMAIL)
+
+    answers = await asyncio.gather(*(refresh(client, pair["refresh_token"]) for _ in range(20)))
+
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [200] + [401] * 19, [a.text for a in answers if a.status_code != 401]
+    for answer in answers:
+        if answer.status_code == 401:
+            # The losers presented a token that had just been rotated: that is reuse.
+            assert_problem(answer, 401, "REFRESH_TOKEN_REUSED")
+    # So the session is over, and no refresh token of it is left alive.
+    (winner,) = [a.json() for a in answers if a.status_code == 200]
+    assert_problem(await refresh(client, winner["refresh_token"]), 401, "REFRESH_TOKEN_INVALID")
+    assert await me_status(client, winner["access_token"]) == 401
+
+
+@pytest.fixture
+def short_app(settings: CoreSettings) -> FastAPI:
+    """Sessions that last two seconds, for the absolute-lifetime test below."""
+    return create_app(settings, module_settings={"users": UsersSettings(refresh_token_ttl=2)})
+
+
+@pytest.fixture
+async def short_client(short_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    app = short_app
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            yield c
+
+
+async def session_expiry(client: httpx.AsyncClient, access_token: str) -> datetime:
+    response = await client.get("/users/me/sessions", headers=bearer(access_token))
+    assert response.status_code == 200, response.text
+    (current,) = [s for s in response.json() if s["current"]]
+    return datetime.fromisoformat(current["expires_at"])
+
+
+async def test_rotation_never_extends_the_absolute_session_lifetime(
+    short_client: httpx.AsyncClient,
+) -> None:
+    client = short_client
+    await register(client, EMAIL)
+    first = await login(client, EMAIL)
+    assert first["expires_in"] <= 2  # the access token does not outlive its session
+    expires_at = await session_expiry(client, first["access_token"])
+
+    await asyncio.sleep(0.2)  # a refresh later than the login, by a margin timestamps show
+    second = (await refresh(client, first["refresh_token"])).json()
+    assert second["expires_in"] <= 2
+    claims = jwt.decode(second["access_token"], options={"verify_signature": False})
+    assert claims["exp"] <= expires_at.timestamp()
+    assert await session_expiry(client, second["access_token"]) == expires_at
+
+    await asyncio.sleep(max(0.0, expires_at.timestamp() + 0.1 - time.time()))
+    assert_problem(await refresh(client, second["refresh_token"]), 401, "REFRESH_TOKEN_INVALID")
+    assert await me_status(client, second["access_token"]) == 401
+
+
+async def test_expired_sessions_are_purged_at_the_next_login(
+    short_app: FastAPI, short_client: httpx.AsyncClient
+) -> None:
+    client = short_client
+    await register(client, EMAIL)
+    first = await login(client, EMAIL)
+    assert (await refresh(client, first["refresh_token"])).status_code == 200
+    expires_at = await session_expiry(client, first["access_token"])
+    await asyncio.sleep(max(0.0, expires_at.timestamp() + 0.1 - time.time()))
+
+    await login(client, EMAIL)
+
+    async with short_app.state.database.sessionmaker() as db:
+        sessions = await db.scalar(select(func.count()).select_from(LoginSession))
+        rotated = await db.scalar(select(func.count()).select_from(RotatedRefreshToken))
+    assert (sessions, rotated) == (1, 0)

@@ -1,0 +1,257 @@
+"""Logout, logout-all, the session list, and the events that end every session of a user."""
+
+from __future__ import annotations
+
+import httpx
+import jwt
+from fastapi import FastAPI
+from sqlalchemy import update
+
+from modules.users.models import User
+from tests.conftest import LogCapture
+from tests.helpers import PASSWORD, assert_problem, bearer, login, register
+from tests.modules.users.mail_helpers import last_mailed_token
+
+EMAIL = "ada@example.com"
+NEW_PASSWORD = "another long passphrase for ada"
+
+
+async def assert_session_over(client: httpx.AsyncClient, pair: dict[str, str]) -> None:
+    """Both tokens of the session stop working."""
+    me = await client.get("/users/me", headers=bearer(pair["access_token"]))
+    assert_problem(me, 401, "UNAUTHORIZED")
+    assert me.headers["www-authenticate"] == "Bearer"
+    again = await client.post("/auth/jwt/refresh", json={"refresh_token": pair["refresh_token"]})
+    assert_problem(again, 401, "REFRESH_TOKEN_INVALID")
+
+
+async def assert_session_alive(client: httpx.AsyncClient, pair: dict[str, str]) -> None:
+    assert (await client.get("/users/me", headers=bearer(pair["access_token"]))).status_code == 200
+
+
+def session_id(pair: dict[str, str]) -> str:
+    return str(jwt.decode(pair["access_token"], options={"verify_signature": False})["sid"])
+
+
+async def make_superuser(app: FastAPI, email: str) -> None:
+    # There is no API to become superuser (on purpose); the CLI does this in real life.
+    async with app.state.database.sessionmaker() as db:
+        await db.execute(
+            update(User).where(User.__table__.c["email"] == email).values(is_superuser=True)
+        )
+        await db.commit()
+
+
+async def test_logout_ends_this_session_at_once(
+    client: httpx.AsyncClient, logs: LogCapture
+) -> None:
+    user = await register(client, EMAIL)
+    pair, other = await login(client, EMAIL), await login(client, EMAIL)
+    await assert_session_alive(client, pair)
+
+    response = await client.post("/auth/jwt/logout", headers=bearer(pair["access_token"]))
+    assert response.status_code == 204
+
+    await assert_session_over(client, pair)
+    await assert_session_alive(client, other)  # other logins are not touched
+    again = await client.post("/auth/jwt/logout", headers=bearer(pair["access_token"]))
+    assert_problem(again, 401, "UNAUTHORIZED")
+    revoked = logs.find(lambda r: r["message"] == "login session revoked")
+    assert revoked and revoked[0]["user_id"] == user["id"]
+    assert revoked[0]["session_id"] == session_id(pair)
+    assert pair["access_token"] not in logs.text
+
+
+async def test_logout_needs_a_token(client: httpx.AsyncClient) -> None:
+    for path in ("/auth/jwt/logout", "/auth/jwt/logout-all"):
+        response = await client.post(path)
+        assert_problem(response, 401, "UNAUTHORIZED")
+        assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_logout_all_ends_every_session(client: httpx.AsyncClient) -> None:
+    await register(client, EMAIL)
+    await register(client, "eve@example.com")
+    pairs = [await login(client, EMAIL) for _ in range(3)]
+    eve = await login(client, "eve@example.com")
+
+    response = await client.post("/auth/jwt/logout-all", headers=bearer(pairs[0]["access_token"]))
+    assert response.status_code == 204
+
+    for pair in pairs:
+        await assert_session_over(client, pair)
+    await assert_session_alive(client, eve)
+
+
+async def test_password_reset_ends_every_session(
+    app: FastAPI, client: httpx.AsyncClient, logs: LogCapture
+) -> None:
+    await register(client, EMAIL)
+    pairs = [await login(client, EMAIL) for _ in range(2)]
+    assert (await client.post("/auth/forgot-password", json={"email": EMAIL})).status_code == 202
+    token = await last_mailed_token(app, EMAIL)
+
+    reset = await client.post(
+        "/auth/reset-password", json={"token": token, "password": NEW_PASSWORD}
+    )
+    assert reset.status_code == 200, reset.text
+
+    for pair in pairs:
+        await assert_session_over(client, pair)
+    await login(client, EMAIL, NEW_PASSWORD)
+    assert logs.find(lambda r: r.get("reason") == "password reset" and r.get("sessions") == 2)
+
+
+async def test_password_change_ends_every_session(client: httpx.AsyncClient) -> None:
+    await register(client, EMAIL)
+    pair, other = await login(client, EMAIL), await login(client, EMAIL)
+
+    changed = await client.patch(
+        "/users/me",
+        headers=bearer(pair["access_token"]),
+        # current_password: ignored today, needed once changing requires the current one.
+        json={"password": NEW_PASSWORD, "current_password": PASSWORD},
+    )
+    assert changed.status_code == 200, changed.text
+
+    for each in (pair, other):
+        await assert_session_over(client, each)
+    await login(client, EMAIL, NEW_PASSWORD)
+
+
+async def test_other_updates_keep_sessions(client: httpx.AsyncClient) -> None:
+    await register(client, EMAIL)
+    pair = await login(client, EMAIL)
+    changed = await client.patch(
+        "/users/me", headers=bearer(pair["access_token"]), json={"email": "ada@example.org"}
+    )
+    assert changed.status_code == 200, changed.text
+    await assert_session_alive(client, pair)
+
+
+async def test_superuser_password_change_and_deactivation_end_sessions(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    await register(client, "root@example.com")
+    await make_superuser(app, "root@example.com")
+    admin = await login(client, "root@example.com")
+    user = await register(client, EMAIL)
+
+    before = await login(client, EMAIL)
+    changed = await client.patch(
+        f"/users/{user['id']}",
+        headers=bearer(admin["access_token"]),
+        json={"password": NEW_PASSWORD},
+    )
+    assert changed.status_code == 200, changed.text
+    await assert_session_over(client, before)
+
+    pair = await login(client, EMAIL, NEW_PASSWORD)
+    await assert_session_alive(client, pair)
+    deactivated = await client.patch(
+        f"/users/{user['id']}", headers=bearer(admin["access_token"]), json={"is_active": False}
+    )
+    assert deactivated.status_code == 200, deactivated.text
+    await assert_session_over(client, pair)
+    await assert_session_alive(client, admin)
+
+
+async def test_a_deactivated_users_token_is_refused_even_if_its_session_lives(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """Deactivated behind the API's back (no hook ran): the user check still refuses."""
+    await register(client, EMAIL)
+    pair = await login(client, EMAIL)
+    async with app.state.database.sessionmaker() as db:
+        await db.execute(
+            update(User).where(User.__table__.c["email"] == EMAIL).values(is_active=False)
+        )
+        await db.commit()
+    assert_problem(
+        await client.get("/users/me", headers=bearer(pair["access_token"])), 401, "UNAUTHORIZED"
+    )
+    refreshed = await client.post(
+        "/auth/jwt/refresh", json={"refresh_token": pair["refresh_token"]}
+    )
+    assert_problem(refreshed, 401, "REFRESH_TOKEN_INVALID")
+
+
+async def test_a_deleted_users_token_is_refused(app: FastAPI, client: httpx.AsyncClient) -> None:
+    await register(client, "root@example.com")
+    await make_superuser(app, "root@example.com")
+    admin = await login(client, "root@example.com")
+    user = await register(client, EMAIL)
+    pair = await login(client, EMAIL)
+
+    deleted = await client.delete(f"/users/{user['id']}", headers=bearer(admin["access_token"]))
+    assert deleted.status_code == 204
+    await assert_session_over(client, pair)
+
+
+async def test_sessions_list_flags_the_current_one(client: httpx.AsyncClient) -> None:
+    await register(client, EMAIL)
+    first = await login(client, EMAIL)
+    second = await client.post(
+        "/auth/jwt/login",
+        data={"username": EMAIL, "password": PASSWORD},
+        headers={"User-Agent": "gatehouse-test/2"},
+    )
+    assert second.status_code == 200
+    current = second.json()
+    ended = await login(client, EMAIL)
+    await client.post("/auth/jwt/logout", headers=bearer(ended["access_token"]))
+
+    response = await client.get("/users/me/sessions", headers=bearer(current["access_token"]))
+    assert response.status_code == 200
+    sessions = {s["id"]: s for s in response.json()}
+    assert set(sessions) == {session_id(first), session_id(current)}  # not the ended one
+    mine = sessions[session_id(current)]
+    assert mine["current"] is True
+    assert sessions[session_id(first)]["current"] is False
+    assert mine["user_agent"] == "gatehouse-test/2"
+    assert mine["client_address"] == "127.0.0.1"
+    assert set(mine) == {
+        "id",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "user_agent",
+        "client_address",
+        "current",
+    }
+
+
+async def test_ending_one_session_from_the_list(client: httpx.AsyncClient) -> None:
+    await register(client, EMAIL)
+    pair, lost_device = await login(client, EMAIL), await login(client, EMAIL)
+
+    response = await client.delete(
+        f"/users/me/sessions/{session_id(lost_device)}", headers=bearer(pair["access_token"])
+    )
+    assert response.status_code == 204
+    await assert_session_over(client, lost_device)
+    await assert_session_alive(client, pair)
+    again = await client.delete(
+        f"/users/me/sessions/{session_id(lost_device)}", headers=bearer(pair["access_token"])
+    )
+    assert_problem(again, 404, "NOT_FOUND")
+
+
+async def test_another_users_session_cannot_be_ended(client: httpx.AsyncClient) -> None:
+    await register(client, EMAIL)
+    await register(client, "eve@example.com")
+    ada = await login(client, EMAIL)
+    eve = await login(client, "eve@example.com")
+
+    response = await client.delete(
+        f"/users/me/sessions/{session_id(ada)}", headers=bearer(eve["access_token"])
+    )
+    body = assert_problem(response, 404, "NOT_FOUND")
+    unknown = await client.delete(
+        "/users/me/sessions/00000000-0000-4000-8000-000000000000",
+        headers=bearer(eve["access_token"]),
+    )
+    unknown_body = assert_problem(unknown, 404, "NOT_FOUND")
+    # Someone else's session and no session at all look the same.
+    assert body["detail"] == unknown_body["detail"]
+    await assert_session_alive(client, ada)
