@@ -6,7 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi_users import FastAPIUsers
 from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
 
@@ -23,10 +23,11 @@ async def get_user_db(session: DbSession) -> AsyncIterator[SQLAlchemyUserDatabas
 
 
 async def get_user_manager(
+    request: Request,
     user_db: Annotated[SQLAlchemyUserDatabase[User, uuid.UUID], Depends(get_user_db)],
     runtime: Annotated[UsersRuntime, Depends(get_runtime)],
 ) -> AsyncIterator[UserManager]:
-    yield UserManager(user_db, runtime)
+    yield UserManager(user_db, runtime, request=request)
 
 
 fastapi_users = FastAPIUsers[User, uuid.UUID](get_user_manager, [auth_backend])
@@ -48,3 +49,4 @@ async def current_superuser(user: Annotated[User, Depends(_current_superuser)]) 
 CurrentUser = Annotated[User, Depends(current_active_user)]
 Superuser = Annotated[User, Depends(current_superuser)]
 UserManagerDep = Annotated[UserManager, Depends(get_user_manager)]
+RuntimeDep = Annotated[UsersRuntime, Depends(get_runtime)]

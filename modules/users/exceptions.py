@@ -7,3 +7,19 @@ from app.errors import ProblemError
 
 class UsersError(ProblemError):
     """Base of the users module's client-visible errors."""
+
+
+class RateLimited(UsersError):
+    """Too many failed logins (or mail requests) for this username or client address."""
+
+    status_code = 429
+    code = "RATE_LIMITED"
+
+    def __init__(self, retry_after: int, scope: str) -> None:
+        super().__init__(
+            "Too many attempts; try again later.", headers={"Retry-After": str(retry_after)}
+        )
+        self.retry_after = retry_after
+        # "user" or "address": for the log line only, never in the answer (the same body
+        # for both keeps the answer from telling which limit an attacker hit).
+        self.scope = scope
