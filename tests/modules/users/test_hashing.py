@@ -21,6 +21,7 @@ from tests.helpers import PASSWORD, assert_problem, bearer, login, register
 from tests.modules.users.mailbox import token_in, wait_for_mail
 
 NEW_PASSWORD = "a different long passphrase"
+USERS = User.__table__  # fastapi-users' mixin columns are not typed as SQL expressions
 
 
 class RecordingPasswordHash(PasswordHash):
@@ -60,7 +61,7 @@ async def _stored_hash(database_url: str, email: str) -> str:
     engine = create_engine(database_url)
     try:
         async with engine.connect() as connection:
-            query = select(User.hashed_password).where(User.email == email)
+            query = select(USERS.c.hashed_password).where(USERS.c.email == email)
             result = await connection.execute(query)
             return str(result.scalar_one())
     finally:
@@ -72,7 +73,7 @@ async def _store_hash(database_url: str, email: str, hashed: str) -> None:
     try:
         async with engine.begin() as connection:
             await connection.execute(
-                update(User).where(User.email == email).values(hashed_password=hashed)
+                update(User).where(USERS.c.email == email).values(hashed_password=hashed)
             )
     finally:
         await engine.dispose()
