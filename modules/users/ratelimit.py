@@ -95,19 +95,29 @@ class AuthLimiter:
     # Logins ------------------------------------------------------------------------------
 
     async def check_login(self, username: str, address: str | None) -> None:
-        """Refuse (429 + Retry-After) before any password is checked when the username or
-        the address has failed too often."""
-        await self._check(self._limits("login", username, address))
+        """Refuse (429 + Retry-After) before any password is checked when the address or the
+        username has failed too often.
+
+        The username's attempt is counted here, atomically, before the password is checked:
+        concurrent guesses cannot all slip past the check (a success clears the count). The
+        address's count only grows on failures, so one office behind one NAT address is not
+        locked out by its own successful logins.
+        """
+        user, *by_address = self._limits("login", username, address)
+        await self._check(by_address)
+        if await self._hit(user) is False:
+            raise RateLimited(retry_after=await self._seconds_until_free(user), scope=user.scope)
 
     async def login_failed(self, username: str, address: str | None) -> str | None:
-        """Count a failure; returns the scope ("user"/"address") this failure locked, if any."""
-        locked = None
-        for limit in self._limits("login", username, address):
-            if not await self._hit(limit):
-                continue
+        """Count a failure (the username's was counted by check_login); returns the scope
+        ("user"/"address") that is now locked, if any."""
+        user, *by_address = self._limits("login", username, address)
+        for limit in by_address:
+            await self._hit(limit)
+        for limit in (user, *by_address):
             if not await self._test(limit):
-                locked = locked or limit.scope
-        return locked
+                return limit.scope
+        return None
 
     async def login_succeeded(self, username: str) -> None:
         """A success clears the username's count (not the address's: one good account must
@@ -150,13 +160,15 @@ class AuthLimiter:
             self._storage_failed(exc)
             return True
 
-    async def _hit(self, limit: _Limit) -> bool:
+    async def _hit(self, limit: _Limit) -> bool | None:
+        """True: counted; False: the limit is full (nothing counted); None: storage down."""
         try:
-            await self.limiter.hit(limit.item, limit.namespace, limit.scope, limit.identifier)
+            return await self.limiter.hit(
+                limit.item, limit.namespace, limit.scope, limit.identifier
+            )
         except Exception as exc:
             self._storage_failed(exc)
-            return False
-        return True
+            return None
 
     async def _seconds_until_free(self, limit: _Limit) -> int:
         try:

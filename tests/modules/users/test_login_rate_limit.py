@@ -56,6 +56,15 @@ async def test_after_5_failures_even_the_right_password_is_refused(
     assert WRONG not in logs.text and PASSWORD not in logs.text
 
 
+async def test_concurrent_guesses_cannot_slip_past_the_limit(client: httpx.AsyncClient) -> None:
+    # Each attempt is counted before its password is checked: of 10 simultaneous guesses,
+    # only LOGIN_MAX_FAILURES (5) reach a password check.
+    await register(client, "ada@example.com")
+    answers = await asyncio.gather(*(_attempt(client, "ada@example.com", WRONG) for _ in range(10)))
+    assert sorted(a.status_code for a in answers) == [400] * 5 + [429] * 5
+    _locked(await _attempt(client, "ada@example.com", PASSWORD))
+
+
 async def test_unknown_usernames_are_locked_the_same_way(client: httpx.AsyncClient) -> None:
     await register(client, "ada@example.com")
     await _fail(client, "ada@example.com", 5)
