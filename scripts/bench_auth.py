@@ -240,6 +240,7 @@ def ms(seconds: float) -> str:
 
 def main() -> int:
     cores = usable_cores()
+    load_before = os.getloadavg()[0]  # other work on the host skews every number below
     verify_cpu = cpu_seconds_per_verify()
     with tempfile.TemporaryDirectory(prefix="bench-auth-") as tmp, MailSink() as mail:
         mail_url = f"smtp://127.0.0.1:{mail.port}"
@@ -296,6 +297,7 @@ def main() -> int:
         ),
         ("failed logins (must be 0)", str(storm.failed)),
         ("probe samples idle / during logins", f"{len(idle)} / {len(loaded)}"),
+        ("host load average (1 min) before the run", f"{load_before:.1f}"),
     ]
     table = "\n".join(f"| {name} | {value} |" for name, value in rows)
     OUTPUT.parent.mkdir(exist_ok=True)
