@@ -9,6 +9,7 @@ zxcvbn's *input* is cut to its first ZXCVBN_MAX_INPUT characters, to bound its c
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,10 @@ from typing import Any
 # zxcvbn's matching is super-linear in the length (~15-30 ms for 64 characters here); past 64
 # characters a password's first 64 characters decide whether it is guessable.
 ZXCVBN_MAX_INPUT = 64
+
+# zxcvbn() stores the user inputs in a module-level dictionary before matching: two threads
+# scoring at once could each use the other's email. One at a time.
+_ZXCVBN_LOCK = threading.Lock()
 
 # Runs a CPU-bound function away from the event loop (PasswordHasher.run).
 Runner = Callable[..., Awaitable[Any]]
@@ -39,7 +44,10 @@ def strength_problem(password: str, email: str | None, min_score: int) -> str | 
     """zxcvbn's verdict, with its feedback as the reason. CPU-bound: run it in a worker."""
     from zxcvbn import zxcvbn  # loads its dictionaries on first use, not at start-up
 
-    result = zxcvbn(password[:ZXCVBN_MAX_INPUT], user_inputs=email_words(email) if email else [])
+    with _ZXCVBN_LOCK:
+        result = zxcvbn(
+            password[:ZXCVBN_MAX_INPUT], user_inputs=email_words(email) if email else []
+        )
     if result["score"] >= min_score:
         return None
     feedback = result.get("feedback") or {}
