@@ -17,8 +17,7 @@ from app.module import Command
 from app.settings import CoreSettings
 from modules.users.manager import UserManager
 from modules.users.models import User
-from modules.users.passwords import PasswordPolicy
-from modules.users.runtime import UsersRuntime
+from modules.users.runtime import open_runtime
 from modules.users.schemas import UserCreate
 from modules.users.settings import UsersSettings
 
@@ -38,14 +37,8 @@ def _read_password() -> str:
 
 async def _create(email: str, password: str, core: CoreSettings, settings: UsersSettings) -> User:
     database = Database(core.database_url)
-    runtime = UsersRuntime(
-        settings=settings,
-        secret=core.signing_key,
-        public_url=core.public_url,
-        policy=PasswordPolicy(settings.password_min_length, settings.password_max_length),
-    )
     try:
-        async with database.sessionmaker() as session:
+        async with open_runtime(core, settings) as runtime, database.sessionmaker() as session:
             manager = UserManager(SQLAlchemyUserDatabase(session, User), runtime)
             return await manager.create(
                 UserCreate(email=email, password=password, is_superuser=True, is_verified=True)

@@ -28,7 +28,7 @@ async def get_user_manager(
     user_db: Annotated[SQLAlchemyUserDatabase[User, uuid.UUID], Depends(get_user_db)],
     runtime: Annotated[UsersRuntime, Depends(get_runtime)],
 ) -> AsyncIterator[UserManager]:
-    yield UserManager(user_db, runtime, request.app)
+    yield UserManager(user_db, runtime, app=request.app, request=request)
 
 
 fastapi_users = FastAPIUsers[User, uuid.UUID](get_user_manager, [auth_backend])
@@ -73,3 +73,4 @@ CurrentUser = Annotated[User, Depends(current_active_user)]
 Superuser = Annotated[User, Depends(current_superuser)]
 UserManagerDep = Annotated[UserManager, Depends(get_user_manager)]
 CurrentLogin = Annotated[Login, Depends(current_login)]
+RuntimeDep = Annotated[UsersRuntime, Depends(get_runtime)]

@@ -25,3 +25,19 @@ class SessionNotFound(UsersError):
     status_code = 404
     code = "NOT_FOUND"
     detail = "You have no live session with this id."
+
+
+class RateLimited(UsersError):
+    """Too many failed logins (or mail requests) for this username or client address."""
+
+    status_code = 429
+    code = "RATE_LIMITED"
+
+    def __init__(self, retry_after: int, scope: str) -> None:
+        super().__init__(
+            "Too many attempts; try again later.", headers={"Retry-After": str(retry_after)}
+        )
+        self.retry_after = retry_after
+        # "user" or "address": for the log line only, never in the answer (the same body
+        # for both keeps the answer from telling which limit an attacker hit).
+        self.scope = scope

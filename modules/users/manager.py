@@ -1,4 +1,8 @@
-"""fastapi-users' UserManager, configured: password rules, mails, audit log lines."""
+"""fastapi-users' UserManager, configured: password rules, mails, audit log lines.
+
+Hashing runs off the event loop (OffLoopHashingManager, hashing.py); logins are rate limited
+per username and per client address (ratelimit.py) before any password is checked.
+"""
 
 from __future__ import annotations
 
@@ -7,33 +11,42 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request, Response
-from fastapi_users import BaseUserManager, UUIDIDMixin, exceptions, schemas
+from fastapi.security import OAuth2PasswordRequestForm
+from fastapi_users import UUIDIDMixin, exceptions, schemas
 from fastapi_users.db import BaseUserDatabase
 from loguru import logger
 
+from app.net import client_address
 from modules.integrations import MailMessage, is_password_breached, send_mail_later
+from modules.users.exceptions import RateLimited
+from modules.users.hashing import OffLoopHashingManager
 from modules.users.models import User
 from modules.users.runtime import UsersRuntime
 from modules.users.sessions_service import end_all_sessions_of
 
 
-class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
+class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
     def __init__(
         self,
         user_db: BaseUserDatabase[User, uuid.UUID],
         runtime: UsersRuntime,
         app: FastAPI | None = None,
+        request: Request | None = None,
     ):
-        super().__init__(user_db)
+        # The synchronous helper refuses to hash on the loop; the manager awaits `hasher`.
+        super().__init__(user_db, password_helper=runtime.hasher.guard)
+        self.hasher = runtime.hasher
         self.runtime = runtime
         self.app = app  # for the breached-password check (validate_password has no request)
+        # The request being served (None in commands): the rate limiter reads its address.
+        self.request = request
         self.reset_password_token_secret = runtime.secret
         self.reset_password_token_lifetime_seconds = runtime.settings.reset_token_ttl
         self.verification_token_secret = runtime.secret
         self.verification_token_lifetime_seconds = runtime.settings.verify_token_ttl
 
     async def validate_password(self, password: str, user: schemas.UC | User) -> None:
-        reason = self.runtime.policy.problems(password, getattr(user, "email", None))
+        reason = await self.runtime.policy.problems(password, getattr(user, "email", None))
         if reason is not None:
             raise exceptions.InvalidPasswordException(reason=reason)
         # Last, so only passwords that pass the local rules cost a call; None (check skipped:
@@ -106,3 +119,34 @@ class UserManager(UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
         self, user: User, request: Request | None = None, response: Response | None = None
     ) -> None:
         logger.bind(user_id=str(user.id)).info("login succeeded")
+
+    async def authenticate(self, credentials: OAuth2PasswordRequestForm) -> User | None:
+        """fastapi-users' authenticate, behind the brute-force limits: a locked username or
+        address gets 429 before any password is checked, even the right one."""
+        limiter = self.runtime.limiter
+        username = credentials.username
+        address = client_address(self.request) if self.request is not None else None
+        try:
+            await limiter.check_login(username, address)
+        except RateLimited as exc:
+            logger.bind(client=address).warning(
+                "login refused: rate limited ({}), retry after {} s", exc.scope, exc.retry_after
+            )
+            raise
+
+        check = await self.check_credentials(credentials)
+        user = check.user
+        user_id = str(user.id) if user is not None else None
+        if check.password_matches and user is not None and user.is_active:
+            await limiter.login_succeeded(username)
+            return user
+
+        # An inactive account with the right password counts as a failure too: its answer
+        # must not differ from a wrong password's.
+        locked = await limiter.login_failed(username, address)
+        reason = "unknown account" if user is None else "wrong password or inactive"
+        log = logger.bind(user_id=user_id, client=address)
+        log.info("login failed: {}", reason)
+        if locked is not None:
+            log.warning("login locked out: too many failures ({})", locked)
+        return None

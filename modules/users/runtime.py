@@ -10,7 +10,11 @@ from fastapi import Request
 
 from app.logging import register_secret
 from app.module import ModuleContext
+from app.settings import CoreSettings
+from modules.users.hashing import PasswordHasher
+from modules.users.jobs import BackgroundJobs
 from modules.users.passwords import PasswordPolicy
+from modules.users.ratelimit import AuthLimiter
 from modules.users.settings import UsersSettings
 
 
@@ -20,21 +24,53 @@ class UsersRuntime:
     secret: str
     public_url: str
     policy: PasswordPolicy
+    hasher: PasswordHasher
+    limiter: AuthLimiter
+    jobs: BackgroundJobs
+
+
+@asynccontextmanager
+async def open_runtime(core: CoreSettings, settings: UsersSettings) -> AsyncIterator[UsersRuntime]:
+    """Open the hashing pool and the rate limiter; close them (after pending jobs) at exit.
+    Used by the lifespan and by the create-superuser command."""
+    secret = core.signing_key
+    register_secret(secret)
+    hasher = PasswordHasher(
+        workers=settings.password_hash_workers or None,
+        nice_increment=settings.password_hash_nice,
+    )
+    limiter = AuthLimiter.open(
+        core.redis_url, settings.login_max_failures, settings.login_failure_window
+    )
+    jobs = BackgroundJobs()
+    try:
+        yield UsersRuntime(
+            settings=settings,
+            secret=secret,
+            public_url=core.public_url.rstrip("/"),
+            policy=PasswordPolicy(
+                settings.password_min_length,
+                settings.password_max_length,
+                settings.password_min_score,
+                run=hasher.run,
+            ),
+            hasher=hasher,
+            limiter=limiter,
+            jobs=jobs,
+        )
+    finally:
+        await jobs.drain()
+        await limiter.close()
+        hasher.close()
 
 
 @asynccontextmanager
 async def lifespan(context: ModuleContext) -> AsyncIterator[None]:
     settings = context.settings
     assert isinstance(settings, UsersSettings)
-    secret = context.core.signing_key
-    register_secret(secret)
-    context.app.state.users = UsersRuntime(
-        settings=settings,
-        secret=secret,
-        public_url=context.core.public_url.rstrip("/"),
-        policy=PasswordPolicy(settings.password_min_length, settings.password_max_length),
-    )
-    yield
+    async with open_runtime(context.core, settings) as runtime:
+        context.app.state.users = runtime
+        yield
 
 
 def get_runtime(request: Request) -> UsersRuntime:

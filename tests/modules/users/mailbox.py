@@ -1,0 +1,36 @@
+"""The one place tests read sent mail (the console mailer's outbox). When the mailer changes,
+only this file changes."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from fastapi import FastAPI
+
+
+def sent_mail(app: FastAPI) -> list[Any]:
+    """Every mail sent so far (objects with `to`, `subject`, `body`)."""
+    return list(app.state.integrations.mail.mailer.outbox)
+
+
+async def wait_for_mail(app: FastAPI, to: str, subject: str, timeout: float = 10.0) -> Any:
+    """The first mail to `to` whose subject contains `subject`, once it has been sent."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        for message in sent_mail(app):
+            if message.to == to and subject in message.subject:
+                return message
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"no mail to {to} about {subject!r} within {timeout} s")
+        await asyncio.sleep(0.02)
+
+
+def token_in(message: Any) -> str:
+    """The token of the link in a mail (`...?token=...`)."""
+    match = re.search(r"[?&]token=([A-Za-z0-9._\-%]+)", message.body)
+    assert match, "the mail carries no token link"
+    from urllib.parse import unquote
+
+    return unquote(match.group(1))
