@@ -52,31 +52,3 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-async def wait_for_mail(app: Any, to: str, subject: str, timeout: float = 5.0) -> Any:
-    """The newest mail to `to` whose subject contains `subject`, sent by the console mailer.
-
-    Mail goes out after the API has answered, so this polls briefly.
-    """
-    import asyncio
-
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        outbox = app.state.integrations.mail.mailer.outbox
-        for message in reversed(outbox):
-            if message.to == to and subject in message.subject:
-                return message
-        assert loop.time() < deadline, f"no mail {subject!r} to {to}"
-        await asyncio.sleep(0.02)
-
-
-def token_from_mail(body: str) -> str:
-    """The `token` query parameter of the link in a mail."""
-    import re
-    from urllib.parse import parse_qs, urlsplit
-
-    match = re.search(r"https?://\S+", body)
-    assert match, body
-    return parse_qs(urlsplit(match.group(0)).query)["token"][0]

@@ -32,6 +32,7 @@ class RateLimited(UsersError):
 
     status_code = 429
     code = "RATE_LIMITED"
+    detail = "Too many attempts; try again later."
 
     def __init__(self, retry_after: int, scope: str) -> None:
         super().__init__(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Request, status
 from fastapi_users import exceptions
@@ -22,17 +22,15 @@ from pydantic import EmailStr
 from app.database import get_database
 from app.net import client_address
 from modules.users.dependencies import RuntimeDep
+from modules.users.endpoints.responses import problem_examples
+from modules.users.exceptions import RateLimited
 from modules.users.manager import UserManager
 from modules.users.models import User
 from modules.users.runtime import UsersRuntime
 
 router = APIRouter()
 
-RATE_LIMITED_RESPONSE: dict[int | str, dict[str, Any]] = {
-    status.HTTP_429_TOO_MANY_REQUESTS: {
-        "description": "Too many requests for this email or from this address."
-    }
-}
+RATE_LIMITED_RESPONSE = problem_examples(429, RateLimited)
 
 
 @asynccontextmanager

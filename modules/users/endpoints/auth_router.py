@@ -12,7 +12,7 @@ from fastapi_users.router.common import ErrorCode
 from app.net import client_address
 from modules.users.dependencies import CurrentLogin, UserManagerDep
 from modules.users.endpoints.responses import problem_examples
-from modules.users.exceptions import RefreshTokenInvalid, RefreshTokenReused
+from modules.users.exceptions import RateLimited, RefreshTokenInvalid, RefreshTokenReused
 from modules.users.schemas import RefreshRequest, TokenPair
 from modules.users.sessions_service import IssuedTokens, SessionServiceDep
 
@@ -44,7 +44,10 @@ _UNAUTHORIZED = problem_examples(401, "UNAUTHORIZED")
         "Swagger's Authorize button works. Every login starts a new session with new tokens."
     ),
     response_model=TokenPair,
-    responses=problem_examples(400, ErrorCode.LOGIN_BAD_CREDENTIALS.value),
+    responses={
+        **problem_examples(400, ErrorCode.LOGIN_BAD_CREDENTIALS.value),
+        **problem_examples(429, RateLimited),
+    },
 )
 async def login(
     request: Request,

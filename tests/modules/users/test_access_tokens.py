@@ -20,7 +20,7 @@ from fastapi import FastAPI
 
 from tests.conftest import TEST_SECRET
 from tests.helpers import assert_problem, bearer, login, register
-from tests.modules.users.mail_helpers import last_mailed_token
+from tests.mail import token_in, wait_for_mail
 
 EMAIL = "ada@example.com"
 
@@ -130,12 +130,12 @@ async def test_reset_and_verify_tokens_are_not_access_tokens(
     app: FastAPI, client: httpx.AsyncClient, live_token: str
 ) -> None:
     assert (await client.post("/auth/forgot-password", json={"email": EMAIL})).status_code == 202
-    reset_token = await last_mailed_token(app, EMAIL)
+    reset_token = token_in(await wait_for_mail(app, EMAIL, "Reset"))
     await assert_rejected(client, reset_token)
 
     verify = await client.post("/auth/request-verify-token", json={"email": EMAIL})
     assert verify.status_code == 202
-    verify_token = await last_mailed_token(app, EMAIL)
+    verify_token = token_in(await wait_for_mail(app, EMAIL, "Confirm"))
     assert verify_token != reset_token
     await assert_rejected(client, verify_token)
 

@@ -13,9 +13,8 @@ from tests.helpers import (
     bearer,
     login,
     register,
-    token_from_mail,
-    wait_for_mail,
 )
+from tests.mail import token_in, wait_for_mail
 
 NEW_PASSWORD = "another quite long passphrase"
 
@@ -37,7 +36,7 @@ async def test_verify_flow(app: FastAPI, client: httpx.AsyncClient) -> None:
     response = await client.post("/auth/request-verify-token", json={"email": "ada@example.com"})
     assert response.status_code == 202
     mail = await wait_for_mail(app, "ada@example.com", "Confirm")
-    token = token_from_mail(mail.body)
+    token = token_in(mail)
     assert mail.body.count("http://127.0.0.1:8000/auth/verify?token=") == 1
 
     verified = await client.post("/auth/verify", json={"token": token})
@@ -58,7 +57,7 @@ async def test_reset_flow_is_single_use(app: FastAPI, client: httpx.AsyncClient)
     await register(client, "ada@example.com")
     response = await client.post("/auth/forgot-password", json={"email": "ada@example.com"})
     assert response.status_code == 202
-    token = token_from_mail((await wait_for_mail(app, "ada@example.com", "Reset")).body)
+    token = token_in(await wait_for_mail(app, "ada@example.com", "Reset"))
 
     reset = await client.post(
         "/auth/reset-password", json={"token": token, "password": NEW_PASSWORD}

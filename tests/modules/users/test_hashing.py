@@ -19,7 +19,7 @@ from app.database import create_engine
 from modules.users.hashing import THREAD_NAME_PREFIX, HashingOnEventLoopError
 from modules.users.models import User
 from tests.helpers import PASSWORD, assert_problem, bearer, login, register
-from tests.modules.users.mailbox import token_in, wait_for_mail
+from tests.mail import token_in, wait_for_mail
 
 NEW_PASSWORD = "a different long passphrase"
 USERS = User.__table__  # fastapi-users' mixin columns are not typed as SQL expressions

@@ -157,3 +157,11 @@ async def test_a_missing_field_is_a_validation_error_not_a_count(
     del form[field]
     response = await client.post("/auth/jwt/login", data=form)
     assert_problem(response, 422, "VALIDATION_ERROR")
+
+
+async def test_the_schema_documents_the_429s(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    for path in ("/auth/jwt/login", "/auth/forgot-password", "/auth/request-verify-token"):
+        documented = paths[path]["post"]["responses"]["429"]
+        assert "RATE_LIMITED" in documented["content"]["application/problem+json"]["examples"]
+        assert "Retry-After" in documented["headers"]

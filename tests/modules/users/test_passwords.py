@@ -8,7 +8,7 @@ import pytest
 from fastapi import FastAPI
 
 from tests.helpers import PASSWORD, assert_problem, bearer, login, register
-from tests.modules.users.mailbox import token_in, wait_for_mail
+from tests.mail import token_in, wait_for_mail
 
 STRONG_8 = "T7r#q2Lp"
 

@@ -13,8 +13,8 @@ from fastapi import FastAPI
 from app.settings import CoreSettings
 from modules.users.settings import UsersSettings
 from tests.helpers import PASSWORD, assert_problem, login, register
+from tests.mail import sent_mail, token_in, wait_for_mail
 from tests.modules.users.apps import client_for, running_app
-from tests.modules.users.mailbox import sent_mail, token_in, wait_for_mail
 
 
 def _comparable(response: httpx.Response) -> tuple[int, bytes, str | None]:

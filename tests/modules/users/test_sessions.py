@@ -10,7 +10,7 @@ from sqlalchemy import update
 from modules.users.models import User
 from tests.conftest import LogCapture
 from tests.helpers import PASSWORD, assert_problem, bearer, login, register
-from tests.modules.users.mail_helpers import last_mailed_token
+from tests.mail import token_in, wait_for_mail
 
 EMAIL = "ada@example.com"
 NEW_PASSWORD = "another long passphrase for ada"
@@ -89,7 +89,7 @@ async def test_password_reset_ends_every_session(
     await register(client, EMAIL)
     pairs = [await login(client, EMAIL) for _ in range(2)]
     assert (await client.post("/auth/forgot-password", json={"email": EMAIL})).status_code == 202
-    token = await last_mailed_token(app, EMAIL)
+    token = token_in(await wait_for_mail(app, EMAIL, "Reset"))
 
     reset = await client.post(
         "/auth/reset-password", json={"token": token, "password": NEW_PASSWORD}

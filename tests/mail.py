@@ -16,10 +16,11 @@ def sent_mail(app: FastAPI) -> list[Any]:
 
 
 async def wait_for_mail(app: FastAPI, to: str, subject: str, timeout: float = 10.0) -> Any:
-    """The first mail to `to` whose subject contains `subject`, once it has been sent."""
+    """The newest mail to `to` whose subject contains `subject`, once one has been sent
+    (mail goes out after the API has answered)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        for message in sent_mail(app):
+        for message in reversed(sent_mail(app)):
             if message.to == to and subject in message.subject:
                 return message
         if asyncio.get_running_loop().time() > deadline:
