@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings
 
 from app import docs, health
 from app.auth import authenticated
+from app.background import BackgroundTasks
 from app.database import Database
 from app.errors import install_error_handlers
 from app.loader import LoadedModule, load_modules
@@ -42,6 +43,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = Database(settings.database_url)
         app.state.database = database
+        background = app.state.background = BackgroundTasks()
         async with AsyncExitStack() as stack:
             stack.push_async_callback(database.dispose)
             for item in loaded:
@@ -57,6 +59,8 @@ def create_app(
             )
             yield
             logger.info("stopping")
+            # Before any module closes: background work may still need all of them.
+            await background.drain()
 
     app = FastAPI(
         title=TITLE,

@@ -6,7 +6,6 @@ Two backends: `ConsoleMailer` (development: prints, keeps an `outbox`) and `Smtp
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections import deque
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Protocol
 import aiosmtplib
 from loguru import logger
 
+from app.background import BackgroundTasks
 from modules.integrations.circuit import Circuit
 from modules.integrations.exceptions import (
     IntegrationError,
@@ -101,18 +101,16 @@ class SmtpMailer:
 
 
 class BackgroundSender:
-    """Runs deliveries as tasks owned by the app, each behind the mail circuit, and waits for
-    them at shutdown."""
+    """Delivers each mail as an app background task (app/background.py), behind the mail
+    circuit: the API's answer never waits for, or depends on, the delivery."""
 
-    def __init__(self, mailer: Mailer, circuit: Circuit) -> None:
+    def __init__(self, mailer: Mailer, circuit: Circuit, tasks: BackgroundTasks) -> None:
         self.mailer = mailer
         self.circuit = circuit
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.tasks = tasks
 
     def submit(self, message: MailMessage) -> None:
-        task = asyncio.get_running_loop().create_task(self._deliver(message))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.tasks.submit("mail", self._deliver(message))
 
     async def _deliver(self, message: MailMessage) -> None:
         async def send() -> None:
@@ -131,9 +129,3 @@ class BackgroundSender:
             )
         else:
             logger.info("mail sent: {}", message.subject)
-
-    async def drain(self, grace_seconds: float = 5.0) -> None:
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=grace_seconds)
-            for task in pending:  # shutdown must not wait on a hung server any longer
-                task.cancel()

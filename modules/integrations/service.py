@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 from loguru import logger
 
+from app.background import background_tasks
 from app.logging import register_secret
 from app.module import ModuleContext
 from modules.integrations import mail, pwned
@@ -66,9 +67,9 @@ async def lifespan(context: ModuleContext) -> AsyncIterator[None]:
                 )
             )
             stack.push_async_callback(pwned_passwords.aclose)
-        sender = BackgroundSender(mailer, breakers.circuit(mail.CIRCUIT))
-        # Last in, first out: mails in flight finish before the breakers close.
-        stack.push_async_callback(sender.drain)
+        sender = BackgroundSender(
+            mailer, breakers.circuit(mail.CIRCUIT), background_tasks(context.app)
+        )
         await breakers.start()
         context.app.state.integrations = Integrations(
             settings=settings, breakers=breakers, mail=sender, pwned=pwned_passwords

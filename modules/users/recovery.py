@@ -19,6 +19,7 @@ from fastapi_users import exceptions
 from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
 from pydantic import EmailStr
 
+from app.background import background_tasks
 from app.database import get_database
 from app.net import client_address
 from modules.users.dependencies import RuntimeDep
@@ -77,7 +78,7 @@ async def forgot_password(
     request: Request, email: Annotated[EmailStr, Body(embed=True)], runtime: RuntimeDep
 ) -> None:
     await runtime.limiter.hit_mail_request("forgot", email, client_address(request))
-    runtime.jobs.submit("reset mail", _send_reset_mail(request, runtime, email))
+    background_tasks(request.app).submit("reset mail", _send_reset_mail(request, runtime, email))
 
 
 @router.post(
@@ -90,4 +91,5 @@ async def request_verify_token(
     request: Request, email: Annotated[EmailStr, Body(embed=True)], runtime: RuntimeDep
 ) -> None:
     await runtime.limiter.hit_mail_request("verify", email, client_address(request))
-    runtime.jobs.submit("verification mail", _send_verify_mail(request, runtime, email))
+    mail = _send_verify_mail(request, runtime, email)
+    background_tasks(request.app).submit("verification mail", mail)

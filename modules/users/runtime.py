@@ -12,7 +12,6 @@ from app.logging import register_secret
 from app.module import ModuleContext
 from app.settings import CoreSettings
 from modules.users.hashing import PasswordHasher
-from modules.users.jobs import BackgroundJobs
 from modules.users.passwords import PasswordPolicy
 from modules.users.ratelimit import AuthLimiter
 from modules.users.settings import UsersSettings
@@ -26,12 +25,11 @@ class UsersRuntime:
     policy: PasswordPolicy
     hasher: PasswordHasher
     limiter: AuthLimiter
-    jobs: BackgroundJobs
 
 
 @asynccontextmanager
 async def open_runtime(core: CoreSettings, settings: UsersSettings) -> AsyncIterator[UsersRuntime]:
-    """Open the hashing pool and the rate limiter; close them (after pending jobs) at exit.
+    """Open the hashing pool and the rate limiter; close them at exit.
     Used by the lifespan and by the create-superuser command."""
     secret = core.signing_key
     register_secret(secret)
@@ -42,7 +40,6 @@ async def open_runtime(core: CoreSettings, settings: UsersSettings) -> AsyncIter
     limiter = AuthLimiter.open(
         core.redis_url, settings.login_max_failures, settings.login_failure_window
     )
-    jobs = BackgroundJobs()
     try:
         yield UsersRuntime(
             settings=settings,
@@ -56,10 +53,8 @@ async def open_runtime(core: CoreSettings, settings: UsersSettings) -> AsyncIter
             ),
             hasher=hasher,
             limiter=limiter,
-            jobs=jobs,
         )
     finally:
-        await jobs.drain()
         await limiter.close()
         hasher.close()
 

@@ -35,7 +35,7 @@ async def test_known_and_unknown_accounts_get_the_same_answer_and_only_known_get
     assert _comparable(known) == _comparable(unknown)
 
     await wait_for_mail(app, "ada@example.com", subject)
-    await app.state.users.jobs.drain()
+    await app.state.background.drain()
     assert [m.to for m in sent_mail(app)] == ["ada@example.com"]
 
 
@@ -105,7 +105,7 @@ async def test_forgot_password_is_rate_limited_per_email_alike_for_unknown_accou
         # Another email from the same address is still served (the address allows 4x).
         other = await client.post("/auth/forgot-password", json={"email": "eve@example.com"})
         assert other.status_code == 202
-        await app.state.users.jobs.drain()
+        await app.state.background.drain()
         assert [m.to for m in sent_mail(app)] == ["ada@example.com"] * 2
 
 
@@ -131,3 +131,13 @@ async def test_login_still_works_after_a_reset_request(
     await client.post("/auth/forgot-password", json={"email": "ada@example.com"})
     await wait_for_mail(app, "ada@example.com", "Reset")
     await login(client, "ada@example.com", PASSWORD)
+
+
+async def test_a_reset_requested_just_before_shutdown_is_still_mailed(app: FastAPI) -> None:
+    """The factory drains background work before any module closes (database, mailer)."""
+    async with app.router.lifespan_context(app), client_for(app) as client:
+        await register(client, "ada@example.com")
+        response = await client.post("/auth/forgot-password", json={"email": "ada@example.com"})
+        assert response.status_code == 202
+    # The lifespan has ended: the job ran (lookup, fingerprint hash, token) and the mail went.
+    assert [m.to for m in sent_mail(app)] == ["ada@example.com"]
