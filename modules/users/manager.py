@@ -56,6 +56,30 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
                 reason="This password has appeared in known data breaches; choose another one."
             )
 
+    async def update(
+        self,
+        user_update: schemas.UU,
+        user: User,
+        safe: bool = False,
+        request: Request | None = None,
+    ) -> User:
+        """`safe` is fastapi-users' PATCH /users/me: changing one's own password needs the
+        current one (ASVS 6.2.3), so a stolen access token alone cannot take the account."""
+        if safe and user_update.password is not None:
+            current = getattr(user_update, "current_password", None)
+            matches = (
+                current is not None
+                and (await self.hasher.verify_and_update(current, user.hashed_password))[0]
+            )
+            if not matches:
+                logger.bind(user_id=str(user.id)).warning(
+                    "password change refused: current password missing or wrong"
+                )
+                raise exceptions.InvalidPasswordException(
+                    reason="Give your current password (current_password) to set a new one."
+                )
+        return await super().update(user_update, user, safe=safe, request=request)
+
     def _link(self, path: str, token: str) -> str:
         return f"{self.runtime.public_url}{path}?{urlencode({'token': token})}"
 

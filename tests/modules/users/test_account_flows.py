@@ -7,6 +7,7 @@ import uuid
 import httpx
 from fastapi import FastAPI
 
+from tests.conftest import LogCapture
 from tests.helpers import (
     PASSWORD,
     assert_problem,
@@ -91,14 +92,43 @@ async def test_patch_me_changes_the_password(client: httpx.AsyncClient) -> None:
     await register(client, "ada@example.com")
     tokens = await login(client, "ada@example.com")
     short = await client.patch(
-        "/users/me", json={"password": "short"}, headers=bearer(tokens["access_token"])
+        "/users/me",
+        json={"password": "short", "current_password": PASSWORD},
+        headers=bearer(tokens["access_token"]),
     )
     assert_problem(short, 400, "UPDATE_USER_INVALID_PASSWORD")
     changed = await client.patch(
-        "/users/me", json={"password": NEW_PASSWORD}, headers=bearer(tokens["access_token"])
+        "/users/me",
+        json={"password": NEW_PASSWORD, "current_password": PASSWORD},
+        headers=bearer(tokens["access_token"]),
     )
     assert changed.status_code == 200
+    assert "current_password" not in changed.json()
     await login(client, "ada@example.com", NEW_PASSWORD)
+
+
+async def test_changing_the_password_needs_the_current_one(
+    client: httpx.AsyncClient, logs: LogCapture
+) -> None:
+    await register(client, "ada@example.com")
+    tokens = await login(client, "ada@example.com")
+    for proof in ({}, {"current_password": "not the password"}, {"current_password": ""}):
+        refused = await client.patch(
+            "/users/me",
+            json={"password": NEW_PASSWORD, **proof},
+            headers=bearer(tokens["access_token"]),
+        )
+        body = assert_problem(refused, 400, "UPDATE_USER_INVALID_PASSWORD")
+        assert "current password" in body["detail"]
+    await login(client, "ada@example.com", PASSWORD)  # unchanged
+    assert logs.find(lambda r: "password change refused" in r["message"])
+    assert "not the password" not in logs.text
+    # Other fields change without it.
+    renamed = await client.patch(
+        "/users/me", json={"email": "ada@example.org"}, headers=bearer(tokens["access_token"])
+    )
+    assert renamed.status_code == 200
+    assert renamed.json()["email"] == "ada@example.org"
 
 
 async def test_user_cannot_make_itself_superuser(client: httpx.AsyncClient) -> None:

@@ -101,7 +101,9 @@ async def test_no_hash_or_verify_runs_on_the_event_loop_thread(
     )
     assert_problem(unknown, 400, "LOGIN_BAD_CREDENTIALS")
     changed = await client.patch(  # hash, through _update
-        "/users/me", json={"password": NEW_PASSWORD}, headers=bearer(tokens["access_token"])
+        "/users/me",
+        json={"password": NEW_PASSWORD, "current_password": PASSWORD},
+        headers=bearer(tokens["access_token"]),
     )
     assert changed.status_code == 200, changed.text
     forgot = await client.post("/auth/forgot-password", json={"email": "ada@example.com"})

@@ -116,7 +116,9 @@ async def test_changing_the_password_applies_the_policy(client: httpx.AsyncClien
     tokens = await login(client, "ada@example.com")
     for weak, reason in (("12345678", "too easy to guess"), ("short", "at least 8")):
         response = await client.patch(
-            "/users/me", json={"password": weak}, headers=bearer(tokens["access_token"])
+            "/users/me",
+            json={"password": weak, "current_password": PASSWORD},
+            headers=bearer(tokens["access_token"]),
         )
         body = assert_problem(response, 400, "UPDATE_USER_INVALID_PASSWORD")
         assert reason in body["detail"]

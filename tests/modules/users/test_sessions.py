@@ -109,7 +109,6 @@ async def test_password_change_ends_every_session(client: httpx.AsyncClient) -> 
     changed = await client.patch(
         "/users/me",
         headers=bearer(pair["access_token"]),
-        # current_password: ignored today, needed once changing requires the current one.
         json={"password": NEW_PASSWORD, "current_password": PASSWORD},
     )
     assert changed.status_code == 200, changed.text
