@@ -55,6 +55,10 @@ class SessionTokenStrategy(Strategy[User, uuid.UUID]):
         except exceptions.UserNotExists:
             return None
         self._verified[token] = claims
+        if self.request is not None:
+            # The caller's session, for hooks that must tell it apart (a password change ends
+            # the user's other sessions, not the one it was made from).
+            self.request.state.session_id = claims.session_id
         return user
 
     async def write_token(self, user: User) -> str:

@@ -135,7 +135,11 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
     ) -> None:
         # update_dict holds the new password in clear: never log it.
         if update_dict.get("password") is not None:
-            await end_all_sessions_of(self.user_db, self.runtime, user, reason="password changed")
+            # The other sessions end (ASVS 7.4.3); the one the change was made from goes on.
+            caller_session = getattr(request.state, "session_id", None) if request else None
+            await end_all_sessions_of(
+                self.user_db, self.runtime, user, reason="password changed", keep=caller_session
+            )
         if update_dict.get("is_active") is False:
             await end_all_sessions_of(self.user_db, self.runtime, user, reason="deactivated")
 

@@ -114,11 +114,14 @@ async def revoke(
     return ended == 1
 
 
-async def revoke_all(db: AsyncSession, user_id: uuid.UUID, now: datetime) -> int:
+async def revoke_all(
+    db: AsyncSession, user_id: uuid.UUID, now: datetime, keep: uuid.UUID | None = None
+) -> int:
+    spared = [] if keep is None else [LoginSession.id != keep]
     return await _rowcount(
         db,
         update(LoginSession)
-        .where(LoginSession.user_id == user_id, *_is_live(now))
+        .where(LoginSession.user_id == user_id, *_is_live(now), *spared)
         .values(revoked_at=now)
         .execution_options(synchronize_session=False),
     )

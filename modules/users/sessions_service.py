@@ -143,8 +143,9 @@ class SessionService:
             )
         return ended
 
-    async def end_all(self, user_id: uuid.UUID, reason: str) -> int:
-        count = await repository.revoke_all(self.db, user_id, utcnow())
+    async def end_all(self, user_id: uuid.UUID, reason: str, keep: uuid.UUID | None = None) -> int:
+        """End every live session of the user but `keep` (when given)."""
+        count = await repository.revoke_all(self.db, user_id, utcnow(), keep)
         await self.db.commit()
         logger.bind(user_id=str(user_id), sessions=count, reason=reason).info(
             "all login sessions revoked"
@@ -158,11 +159,15 @@ def as_utc(moment: datetime) -> datetime:
 
 
 async def end_all_sessions_of(
-    user_db: BaseUserDatabase[User, uuid.UUID], runtime: UsersRuntime, user: User, reason: str
+    user_db: BaseUserDatabase[User, uuid.UUID],
+    runtime: UsersRuntime,
+    user: User,
+    reason: str,
+    keep: uuid.UUID | None = None,
 ) -> None:
     """For the user manager's hooks (password change or reset, deactivation)."""
     if isinstance(user_db, SQLAlchemyUserDatabase):
-        await SessionService(user_db.session, runtime).end_all(user.id, reason)
+        await SessionService(user_db.session, runtime).end_all(user.id, reason, keep)
 
 
 def get_session_service(
