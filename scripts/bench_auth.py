@@ -31,7 +31,7 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "benchmarks.md"
 CONCURRENT_LOGINS = 20
-USERS = 4  # logins spread over a few accounts (successes never count toward the rate limit)
+USERS = 20  # one account per client: five logins of one account at once would meet its limit
 PASSWORD = "bench passphrase that is long enough"  # noqa: S105 - a throwaway test account
 IDLE_SECONDS = 3.0
 LOAD_SECONDS = 8.0
@@ -333,7 +333,7 @@ def table(ours: Measurement, stock: Measurement | None, cores: int, verify_cpu: 
                 f"{ms(percentile(m.login_latencies, 50))} / {ms(percentile(m.login_latencies, 99))}"
             ),
         ),
-        row("failed logins (must be 0)", lambda m: str(m.failed)),
+        row("failed logins (Gatehouse: must be 0)", lambda m: str(m.failed)),
         row("probe samples idle / during logins", lambda m: f"{len(m.idle)} / {len(m.loaded)}"),
     ]
     return "\n".join(lines)
@@ -393,8 +393,8 @@ def main() -> int:
         "sensitive to other load on the host; compare the two columns of one run.\n"
     )
     print(OUTPUT.read_text())
-    failed = ours.failed + (stock.failed if stock else 0)
-    return 0 if failed == 0 and ours.logins > 0 else 1
+    # Stock's failures are part of what it shows (logins timing out behind a stalled loop).
+    return 0 if ours.failed == 0 and ours.logins > 0 else 1
 
 
 if __name__ == "__main__":
