@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -21,16 +19,8 @@ PASSWORD = "Tr0ub4dor&3"
 
 
 @pytest.fixture
-async def pwned_api() -> AsyncIterator[FakeHttpUpstream]:
-    server = FakeHttpUpstream()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-def app(settings: CoreSettings, pwned_api: FakeHttpUpstream) -> FastAPI:
-    integrations = IntegrationsSettings(pwned_passwords_url=pwned_api.url + "/api")
+def app(settings: CoreSettings, upstream: FakeHttpUpstream) -> FastAPI:
+    integrations = IntegrationsSettings(pwned_passwords_url=upstream.url + "/api")
     return create_app(settings, module_settings={"integrations": integrations})
 
 
@@ -40,26 +30,26 @@ async def circuit_failures(app: FastAPI) -> int:
 
 
 async def test_a_listed_suffix_is_a_breach(
-    client: httpx.AsyncClient, app: FastAPI, pwned_api: FakeHttpUpstream
+    client: httpx.AsyncClient, app: FastAPI, upstream: FakeHttpUpstream
 ) -> None:
     prefix, suffix = sha1_prefix_suffix(PASSWORD)
-    pwned_api.answer(200, f"0000000000000000000000000000000000A:0\r\n{suffix.lower()}:3\r\n")
+    upstream.answer(200, f"0000000000000000000000000000000000A:0\r\n{suffix.lower()}:3\r\n")
     assert await is_password_breached(app, PASSWORD) is True
-    assert [r.path for r in pwned_api.requests] == [f"/api/range/{prefix}"]
-    assert pwned_api.requests[0].headers["user-agent"].startswith("gatehouse/")
+    assert [r.path for r in upstream.requests] == [f"/api/range/{prefix}"]
+    assert upstream.requests[0].headers["user-agent"].startswith("gatehouse/")
 
 
 async def test_an_absent_suffix_is_not_a_breach(
-    client: httpx.AsyncClient, app: FastAPI, pwned_api: FakeHttpUpstream
+    client: httpx.AsyncClient, app: FastAPI, upstream: FakeHttpUpstream
 ) -> None:
-    pwned_api.answer(200, "0000000000000000000000000000000000A:12\r\n")
+    upstream.answer(200, "0000000000000000000000000000000000A:12\r\n")
     assert await is_password_breached(app, PASSWORD) is False
 
 
 async def test_a_4xx_skips_the_check_without_counting_a_failure(
-    client: httpx.AsyncClient, app: FastAPI, pwned_api: FakeHttpUpstream, logs: LogCapture
+    client: httpx.AsyncClient, app: FastAPI, upstream: FakeHttpUpstream, logs: LogCapture
 ) -> None:
-    pwned_api.answer(404)
+    upstream.answer(404)
     assert await is_password_breached(app, PASSWORD) is None
     assert await circuit_failures(app) == 0
     [skipped] = logs.find(lambda r: r["message"].startswith("breached-password check skipped"))
@@ -67,9 +57,9 @@ async def test_a_4xx_skips_the_check_without_counting_a_failure(
 
 
 async def test_a_5xx_skips_the_check_and_counts_a_failure(
-    client: httpx.AsyncClient, app: FastAPI, pwned_api: FakeHttpUpstream, logs: LogCapture
+    client: httpx.AsyncClient, app: FastAPI, upstream: FakeHttpUpstream, logs: LogCapture
 ) -> None:
-    pwned_api.answer(503)
+    upstream.answer(503)
     assert await is_password_breached(app, PASSWORD) is None
     assert await circuit_failures(app) == 1
     assert PASSWORD not in logs.text
