@@ -72,6 +72,7 @@ async def _send_verify_mail(request: Request, runtime: UsersRuntime, email: str)
     "/forgot-password",
     status_code=status.HTTP_202_ACCEPTED,
     name="reset:forgot_password",
+    summary="Ask for a password-reset mail (202 whether or not the account exists)",
     responses=RATE_LIMITED_RESPONSE,
 )
 async def forgot_password(
@@ -85,6 +86,7 @@ async def forgot_password(
     "/request-verify-token",
     status_code=status.HTTP_202_ACCEPTED,
     name="verify:request-token",
+    summary="Ask for a verification mail (202 whether or not the account exists)",
     responses=RATE_LIMITED_RESPONSE,
 )
 async def request_verify_token(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from fastapi.routing import APIRoute
 
 from app.module import RouterSpec
 from modules.users import recovery
@@ -10,10 +11,27 @@ from modules.users.dependencies import fastapi_users
 from modules.users.endpoints import auth_router, sessions_router
 from modules.users.schemas import UserCreate, UserRead, UserUpdate
 
+# fastapi-users names its routes ("users:patch_current_user") and FastAPI would make the
+# summary from that name; Swagger shows these instead.
+SUMMARIES = {
+    "register:register": "Create an account",
+    "reset:reset_password": "Set a new password with the mailed token (ends every session)",
+    "verify:verify": "Confirm the email address with the mailed token",
+    "users:current_user": "Read my account",
+    "users:patch_current_user": "Update my account (a new password needs `current_password`)",
+    "users:user": "Read an account (superuser)",
+    "users:patch_user": "Update an account (superuser)",
+    "users:delete_user": "Delete an account (superuser)",
+}
+
 
 def _without(router: APIRouter, *paths: str) -> APIRouter:
-    """fastapi-users' router minus the routes this module replaces (see recovery.py)."""
+    """fastapi-users' router minus the routes this module replaces (see recovery.py), with
+    readable summaries."""
     router.routes = [r for r in router.routes if getattr(r, "path", None) not in paths]
+    for route in router.routes:
+        if isinstance(route, APIRoute) and route.name in SUMMARIES:
+            route.summary = SUMMARIES[route.name]
     return router
 
 
@@ -22,7 +40,7 @@ routers = [
     RouterSpec(auth_router.public_router, prefix="/auth/jwt", tags=["auth"], public=True),
     RouterSpec(auth_router.bearer_router, prefix="/auth/jwt", tags=["auth"]),
     RouterSpec(
-        fastapi_users.get_register_router(UserRead, UserCreate),
+        _without(fastapi_users.get_register_router(UserRead, UserCreate)),
         prefix="/auth",
         tags=["auth"],
         public=True,
@@ -44,6 +62,8 @@ routers = [
     # forgot-password and request-verify-token: 202 at once, the work after (recovery.py).
     RouterSpec(recovery.router, prefix="/auth", tags=["auth"], public=True),
     RouterSpec(
-        fastapi_users.get_users_router(UserRead, UserUpdate), prefix="/users", tags=["users"]
+        _without(fastapi_users.get_users_router(UserRead, UserUpdate)),
+        prefix="/users",
+        tags=["users"],
     ),
 ]
