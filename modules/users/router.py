@@ -6,9 +6,8 @@ from fastapi import APIRouter
 from fastapi.routing import APIRoute
 
 from app.module import RouterSpec
-from modules.users import recovery
 from modules.users.dependencies import fastapi_users
-from modules.users.endpoints import auth_router, sessions_router
+from modules.users.endpoints import auth_router, recovery_router, sessions_router
 from modules.users.schemas import UserCreate, UserRead, UserUpdate
 
 # fastapi-users names its routes ("users:patch_current_user") and FastAPI would make the
@@ -26,8 +25,8 @@ SUMMARIES = {
 
 
 def _without(router: APIRouter, *paths: str) -> APIRouter:
-    """fastapi-users' router minus the routes this module replaces (see recovery.py), with
-    readable summaries."""
+    """fastapi-users' router minus the routes this module replaces (endpoints/), with readable
+    summaries."""
     router.routes = [r for r in router.routes if getattr(r, "path", None) not in paths]
     for route in router.routes:
         if isinstance(route, APIRoute) and route.name in SUMMARIES:
@@ -59,8 +58,8 @@ routers = [
     ),
     # Before fastapi-users' users router, so /users/me/sessions is never read as /users/{id}.
     RouterSpec(sessions_router.router, prefix="/users", tags=["users"]),
-    # forgot-password and request-verify-token: 202 at once, the work after (recovery.py).
-    RouterSpec(recovery.router, prefix="/auth", tags=["auth"], public=True),
+    # forgot-password and request-verify-token: 202 at once, the work after.
+    RouterSpec(recovery_router.router, prefix="/auth", tags=["auth"], public=True),
     RouterSpec(
         _without(fastapi_users.get_users_router(UserRead, UserUpdate)),
         prefix="/users",
