@@ -147,6 +147,9 @@ def _code_and_detail(status: int, detail: Any) -> tuple[str | None, str | None]:
     return None, None
 
 
+_HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+
+
 def _allowed_methods(request: Request) -> str | None:
     """Every method the path answers to, as documented (Starlette names only the first route's:
     with one route per method, `Allow` would list one of them)."""
@@ -155,9 +158,6 @@ def _allowed_methods(request: Request) -> str | None:
         if re.match(pattern, request.url.path):
             return ", ".join(sorted(m.upper() for m in item if m in _HTTP_METHODS))
     return None
-
-
-_HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
 
 async def _http_exception(request: Request, exc: Exception) -> JSONResponse:

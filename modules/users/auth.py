@@ -30,31 +30,34 @@ class SessionTokenStrategy(Strategy[User, uuid.UUID]):
     def __init__(self, service: SessionService, request: Request | None = None) -> None:
         self.service = service
         self.request = request
-        self._verified: dict[str, AccessClaims] = {}
+        # Tokens this request has accepted, with their claims and user: a request meets its
+        # token several times (the router's `authenticated`, the route's own dependency).
+        self._verified: dict[str, tuple[AccessClaims, User]] = {}
 
     def verified_claims(self, token: str) -> AccessClaims | None:
         """The claims of a token this request has already accepted."""
-        return self._verified.get(token)
+        verified = self._verified.get(token)
+        return verified[0] if verified else None
 
     async def read_token(
         self, token: str | None, user_manager: BaseUserManager[User, uuid.UUID]
     ) -> User | None:
         if token is None:
             return None
-        claims = self._verified.get(token)
-        if claims is None:
-            try:
-                claims = read_access_token(self.service.runtime.secret, token)
-            except InvalidAccessToken:
-                return None
-            # Logout, password change and the like end the session: its tokens die at once.
-            if not await self.service.is_live(claims):
-                return None
+        if token in self._verified:
+            return self._verified[token][1]
+        try:
+            claims = read_access_token(self.service.runtime.secret, token)
+        except InvalidAccessToken:
+            return None
+        # Logout, password change and the like end the session: its tokens die at once.
+        if not await self.service.is_live(claims):
+            return None
         try:
             user = await user_manager.get(claims.user_id)
         except exceptions.UserNotExists:
             return None
-        self._verified[token] = claims
+        self._verified[token] = (claims, user)
         if self.request is not None:
             # The caller's session, for hooks that must tell it apart (a password change ends
             # the user's other sessions, not the one it was made from).
@@ -72,7 +75,7 @@ class SessionTokenStrategy(Strategy[User, uuid.UUID]):
         return issued.access_token
 
     async def destroy_token(self, token: str, user: User) -> None:
-        claims = self._verified.get(token)
+        claims = self.verified_claims(token)
         if claims is None:
             try:
                 claims = read_access_token(self.service.runtime.secret, token)

@@ -30,11 +30,16 @@ async def _run_inline(function: Callable[..., Any], *args: Any) -> Any:
     return function(*args)
 
 
+def _address_parts(email: str) -> tuple[str, str]:
+    """The case-folded address and its local part."""
+    address = email.casefold()
+    return address, address.split("@", 1)[0]
+
+
 def email_words(email: str) -> list[str]:
     """What zxcvbn should treat as known to an attacker: the address, its local part and the
     words in it (ada.lovelace@example.com -> ada.lovelace, ada, lovelace)."""
-    address = email.casefold()
-    local_part = address.split("@", 1)[0]
+    address, local_part = _address_parts(email)
     words = [address, local_part]
     words += [w for w in re.split(r"[^\w]+|_", local_part) if len(w) >= 3 and w != local_part]
     return words
@@ -78,8 +83,7 @@ class PasswordPolicy:
         if not email:
             return None
         lowered = password.casefold()
-        address = email.casefold()
-        local_part = address.split("@", 1)[0]
+        address, local_part = _address_parts(email)
         if address in lowered or (len(local_part) >= 3 and lowered == local_part):
             return "Password must not contain your email address."
         return None

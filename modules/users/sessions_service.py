@@ -104,11 +104,7 @@ class SessionService:
             if login is not None:
                 user = await repository.get_user(self.db, login.user_id)
                 if user is None or not user.is_active:
-                    await repository.revoke(self.db, login.id, login.user_id, now)
-                    await self.db.commit()
-                    logger.bind(
-                        user_id=str(login.user_id), session_id=str(login.id), reason="inactive"
-                    ).info("login session revoked")
+                    await self.end(login.id, login.user_id, reason="inactive")
                     raise RefreshTokenInvalid
                 await self.db.commit()
                 logger.bind(user_id=str(login.user_id), session_id=str(login.id)).info(
