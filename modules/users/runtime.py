@@ -60,14 +60,13 @@ async def open_runtime(core: CoreSettings, settings: UsersSettings) -> AsyncIter
 
 
 @asynccontextmanager
-async def lifespan(context: ModuleContext) -> AsyncIterator[None]:
-    settings = context.settings
-    assert isinstance(settings, UsersSettings)
-    async with open_runtime(context.core, settings) as runtime:
+async def lifespan(context: ModuleContext[UsersSettings]) -> AsyncIterator[None]:
+    async with open_runtime(context.core, context.settings) as runtime:
         context.app.state.users = runtime
         yield
 
 
-def get_runtime(request: Request) -> UsersRuntime:
+# async: a plain `def` dependency would hop to the thread pool on every request.
+async def get_runtime(request: Request) -> UsersRuntime:
     runtime: UsersRuntime = request.app.state.users
     return runtime

@@ -166,7 +166,7 @@ async def end_all_sessions_of(
         await SessionService(user_db.session, runtime).end_all(user.id, reason, keep)
 
 
-def get_session_service(
+async def get_session_service(
     db: DbSession, runtime: Annotated[UsersRuntime, Depends(get_runtime)]
 ) -> SessionService:
     return SessionService(db, runtime)

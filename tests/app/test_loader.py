@@ -1,7 +1,9 @@
-"""The module loader: modules in order, one clear line for a bad one, routes private by default."""
+"""The module loader: modules ordered by what they require, one clear line for a bad list,
+routes private by default."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,11 +24,32 @@ def extra_modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     """A second folder searched for `modules.<name>` packages, so tests can add modules."""
     folder = tmp_path / "extra"
     folder.mkdir()
+    before = set(sys.modules)
     monkeypatch.setattr(modules, "__path__", [*modules.__path__, str(folder)])
     yield folder
-    for name in list(sys.modules):
-        if name.startswith(("modules.demo", "modules.broken", "modules.nomodule")):
+    for name in set(sys.modules) - before:
+        if name.startswith("modules."):
             del sys.modules[name]
+
+
+def _fake_module(
+    folder: Path, name: str, requires: tuple[str, ...] = (), auth: bool = False
+) -> None:
+    """A minimal module package: a Module with settings, requirements and maybe an auth slot."""
+    (folder / name).mkdir()
+    (folder / name / "__init__.py").write_text(
+        "from pydantic_settings import BaseSettings\n"
+        "from fastapi.security import HTTPBearer\n"
+        "from fastapi import Depends\n"
+        "from app.module import Module\n"
+        "class Settings(BaseSettings):\n"
+        "    pass\n"
+        "scheme = HTTPBearer()\n"
+        "async def me(token=Depends(scheme)):\n"
+        "    return token\n"
+        f"module = Module(name={name!r}, settings_class=Settings, requires={requires!r},"
+        f" auth={'me' if auth else 'None'})\n"
+    )
 
 
 def test_unknown_module_is_one_line_naming_it() -> None:
@@ -50,9 +73,74 @@ def test_package_without_module_object_is_refused(extra_modules: Path) -> None:
         load_modules(["nomodule"])
 
 
-def test_modules_load_in_order() -> None:
-    loaded = load_modules(["integrations", "users"])
+@pytest.mark.parametrize("listed", [["integrations", "users"], ["users", "integrations"]])
+def test_a_module_loads_after_what_it_requires(listed: list[str]) -> None:
+    loaded = load_modules(listed)
     assert [item.module.name for item in loaded] == ["integrations", "users"]
+
+
+def test_independent_modules_keep_the_listed_order(extra_modules: Path) -> None:
+    for name in ("alpha", "beta"):
+        _fake_module(extra_modules, name)
+    _fake_module(extra_modules, "gamma", requires=("beta",))
+    names = [m.module.name for m in load_modules(["gamma", "alpha", "beta"])]
+    assert names == ["alpha", "beta", "gamma"]
+    names = [m.module.name for m in load_modules(["beta", "gamma", "alpha"])]
+    assert names == ["beta", "gamma", "alpha"]
+
+
+def test_a_missing_requirement_is_one_line_naming_both() -> None:
+    with pytest.raises(ModuleLoadError) as caught:
+        load_modules(["users"])
+    message = str(caught.value)
+    assert "'users'" in message
+    assert "'integrations'" in message
+    assert "\n" not in message
+
+
+def test_a_cycle_is_refused_naming_it(extra_modules: Path) -> None:
+    _fake_module(extra_modules, "alpha", requires=("beta",))
+    _fake_module(extra_modules, "beta", requires=("alpha",))
+    with pytest.raises(
+        ModuleLoadError, match=r"cycle: (alpha -> beta -> alpha|beta -> alpha -> beta)"
+    ):
+        load_modules(["alpha", "beta"])
+
+
+def test_two_authenticating_modules_are_refused(extra_modules: Path) -> None:
+    _fake_module(extra_modules, "alpha", auth=True)
+    with pytest.raises(ModuleLoadError, match="'users' and 'alpha' both provide authentication"):
+        load_modules(["integrations", "users", "alpha"])
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["-m", "app", "serve", "--no-migrate"], ["-m", "uvicorn", "app.main:app", "--port", "0"]],
+)
+def test_modules_users_alone_refuses_to_start(tmp_path: Path, command: list[str]) -> None:
+    """Over a real process, as an operator runs it: non-zero, one line naming integrations."""
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, *command],
+        cwd=tmp_path,  # no .env of the developer's
+        env={
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(root),
+            "MODULES": "users",
+            "SECRET_KEY": "x" * 40,
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'gatehouse.db'}",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "'users'" in lines[0]
+    assert "'integrations'" in lines[0]
+    assert "Traceback" not in result.stderr
 
 
 async def test_scaffolded_module_mounts_and_is_private_by_default(
