@@ -108,9 +108,10 @@ class UserDeleted(Event):
 
 
 class SessionRevoked(Event):
-    """One login session ended before its time (logout, password change, deactivation...)."""
+    """Login sessions ended before their time (logout, reuse, password change, deactivation)."""
 
     name: ClassVar[str] = "session.revoked"
     user_id: uuid.UUID
-    session_id: uuid.UUID
+    # One session, or None: every session of the user (a password change keeps the caller's).
+    session_id: uuid.UUID | None
     reason: str

@@ -16,6 +16,7 @@ from fastapi_users import UUIDIDMixin, exceptions, schemas
 from fastapi_users.db import BaseUserDatabase
 from loguru import logger
 
+from app.events import UserDeleted, UserPasswordChanged, UserRegistered, UserVerified
 from app.net import client_address
 from modules.integrations import MailMessage, is_password_breached, send_mail_later
 from modules.users.exceptions import RateLimited
@@ -85,6 +86,8 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
 
     async def on_after_register(self, user: User, request: Request | None = None) -> None:
         logger.bind(user_id=str(user.id)).info("user registered")
+        # fastapi-users calls each on_after_* hook after its own commit: the fact is stored.
+        await self.runtime.publish(UserRegistered(user_id=user.id, email=user.email))
 
     async def on_after_request_verify(
         self, user: User, token: str, request: Request | None = None
@@ -105,6 +108,7 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
 
     async def on_after_verify(self, user: User, request: Request | None = None) -> None:
         logger.bind(user_id=str(user.id)).info("user verified")
+        await self.runtime.publish(UserVerified(user_id=user.id))
 
     async def on_after_forgot_password(
         self, user: User, token: str, request: Request | None = None
@@ -129,6 +133,7 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
         logger.bind(user_id=str(user.id)).info("password reset")
         # Whoever knew the old password may hold a session: end them all (ASVS 7.4.3).
         await end_all_sessions_of(self.user_db, self.runtime, user, reason="password reset")
+        await self.runtime.publish(UserPasswordChanged(user_id=user.id, how="reset"))
 
     async def on_after_update(
         self, user: User, update_dict: dict[str, Any], request: Request | None = None
@@ -140,8 +145,13 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
             await end_all_sessions_of(
                 self.user_db, self.runtime, user, reason="password changed", keep=caller_session
             )
+            await self.runtime.publish(UserPasswordChanged(user_id=user.id, how="changed"))
         if update_dict.get("is_active") is False:
             await end_all_sessions_of(self.user_db, self.runtime, user, reason="deactivated")
+
+    async def on_after_delete(self, user: User, request: Request | None = None) -> None:
+        logger.bind(user_id=str(user.id)).info("user deleted")
+        await self.runtime.publish(UserDeleted(user_id=user.id))
 
     async def on_after_login(
         self, user: User, request: Request | None = None, response: Response | None = None

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from app.events import Event, EventHub
 from app.logging import register_secret
 from app.module import ModuleContext
 from app.settings import CoreSettings
@@ -25,10 +26,19 @@ class UsersRuntime:
     policy: PasswordPolicy
     hasher: PasswordHasher
     limiter: AuthLimiter
+    # The app's event hub (None in CLI commands: no app, nobody listening).
+    events: EventHub | None = None
+
+    async def publish(self, event: Event) -> None:
+        """Call after the transaction that made `event` true has committed."""
+        if self.events is not None:
+            await self.events.publish(event)
 
 
 @asynccontextmanager
-async def open_runtime(core: CoreSettings, settings: UsersSettings) -> AsyncIterator[UsersRuntime]:
+async def open_runtime(
+    core: CoreSettings, settings: UsersSettings, events: EventHub | None = None
+) -> AsyncIterator[UsersRuntime]:
     """Open the hashing pool and the rate limiter; close them at exit.
     Used by the lifespan and by the create-superuser command."""
     secret = core.signing_key
@@ -53,6 +63,7 @@ async def open_runtime(core: CoreSettings, settings: UsersSettings) -> AsyncIter
             ),
             hasher=hasher,
             limiter=limiter,
+            events=events,
         )
     finally:
         await limiter.close()
@@ -61,7 +72,7 @@ async def open_runtime(core: CoreSettings, settings: UsersSettings) -> AsyncIter
 
 @asynccontextmanager
 async def lifespan(context: ModuleContext[UsersSettings]) -> AsyncIterator[None]:
-    async with open_runtime(context.core, context.settings) as runtime:
+    async with open_runtime(context.core, context.settings, context.events) as runtime:
         context.app.state.users = runtime
         yield
 

@@ -24,6 +24,7 @@ from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.database import DbSession
+from app.events import SessionRevoked
 from modules.users import sessions_repository as repository
 from modules.users.exceptions import RefreshTokenInvalid, RefreshTokenReused
 from modules.users.models import LoginSession, User
@@ -122,6 +123,10 @@ class SessionService:
         logger.bind(
             user_id=str(user_id), session_id=str(reused_session), session_ended=ended
         ).warning("refresh token reuse detected: session revoked")
+        if ended:
+            await self.runtime.publish(
+                SessionRevoked(user_id=user_id, session_id=reused_session, reason="reuse")
+            )
         raise RefreshTokenReused
 
     async def is_live(self, claims: AccessClaims) -> bool:
@@ -137,6 +142,9 @@ class SessionService:
             logger.bind(user_id=str(user_id), session_id=str(session_id), reason=reason).info(
                 "login session revoked"
             )
+            await self.runtime.publish(
+                SessionRevoked(user_id=user_id, session_id=session_id, reason=reason)
+            )
         return ended
 
     async def end_all(self, user_id: uuid.UUID, reason: str, keep: uuid.UUID | None = None) -> int:
@@ -146,6 +154,11 @@ class SessionService:
         logger.bind(user_id=str(user_id), sessions=count, reason=reason).info(
             "all login sessions revoked"
         )
+        if count:
+            # session_id None: every session of the user (but `keep`).
+            await self.runtime.publish(
+                SessionRevoked(user_id=user_id, session_id=None, reason=reason)
+            )
         return count
 
 
