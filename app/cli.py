@@ -50,10 +50,18 @@ def _openapi(_: argparse.Namespace, settings: CoreSettings) -> int:
 
 
 def _new_module(args: argparse.Namespace, _: CoreSettings) -> int:
-    from app.scaffold import create_module
+    from app.scaffold import ScaffoldError, create_module
 
-    path = create_module(args.name)
-    print(f"created {path}; add {args.name!r} to MODULES to load it", file=sys.stderr)
+    try:
+        path = create_module(args.name)
+    except ScaffoldError as exc:
+        print(f"gatehouse: new-module: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"created {path} and tests/modules/{args.name}; add {args.name!r} to MODULES "
+        "(e.g. in .env), run `make migrate` and `make test`",
+        file=sys.stderr,
+    )
     return 0
 
 

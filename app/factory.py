@@ -82,6 +82,7 @@ def create_app(
     app.state.settings = settings
     app.state.events = events
     app.state.module_settings = {m.module.name: m.settings for m in loaded}
+    app.state.settings_by_class = {m.module.settings_class: m.settings for m in loaded}
     app.state.readiness_checks = {}
 
     install_error_handlers(app)

@@ -94,3 +94,10 @@ class Module(Generic[SettingsT]):
     commands: Mapping[str, Command[SettingsT]] = field(default_factory=dict)
     # Event handlers (`on(UserRegistered, handler)`, see app/events.py).
     subscriptions: Sequence[Subscription[Any]] = ()
+
+
+def settings_for(app: FastAPI, settings_class: type[SettingsT]) -> SettingsT:
+    """The settings the loader validated for the module whose settings class this is, typed as
+    that class (a module's dependencies read their settings with it)."""
+    found: SettingsT = app.state.settings_by_class[settings_class]
+    return found

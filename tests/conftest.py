@@ -20,7 +20,7 @@ import pytest
 from dotenv import dotenv_values
 from fastapi import FastAPI
 from loguru import logger
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
 from app import migrations
@@ -100,7 +100,9 @@ def template_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
 async def _empty_all_tables(url: str) -> None:
     engine = create_engine(url)
     async with engine.begin() as connection:
-        names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        # Only tables that exist: a module's models may be imported without it being enabled.
+        existing = set(await connection.run_sync(lambda c: inspect(c).get_table_names()))
+        names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables if t.name in existing)
         await connection.execute(text(f"TRUNCATE {names} CASCADE"))
     await engine.dispose()
 

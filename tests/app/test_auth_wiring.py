@@ -18,7 +18,7 @@ from modules.users.auth import SessionTokenStrategy
 from tests.helpers import assert_problem, bearer, login, register
 
 ROOT = Path(__file__).resolve().parents[2]
-BEARER = [{"OAuth2PasswordBearer": []}]
+BEARER: list[dict[str, list[str]]] = [{"OAuth2PasswordBearer": []}]
 
 
 def test_no_dependency_overrides_outside_tests() -> None:
@@ -35,7 +35,7 @@ def test_no_dependency_overrides_outside_tests() -> None:
 
 def _private_operations(module_names: list[str]) -> list[tuple[str, str]]:
     """(path, method) of every route a module declared without `public=True`."""
-    found = []
+    found: list[tuple[str, str]] = []
     for loaded in load_modules(module_names):
         for spec in loaded.module.routers:
             if spec.public:

@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy import select
 
 from app.events import (
     Event,
@@ -43,7 +42,7 @@ class Recorder:
         if isinstance(event, UserRegistered):
             # Another connection sees the user: the transaction committed before publishing.
             async with self.app.state.database.sessionmaker() as session:
-                found = await session.scalar(select(User.id).where(User.id == event.user_id))
+                found = await session.get(User, event.user_id)
             self.stored_at_publish.append(found is not None)
 
     def of(self, kind: type[Event]) -> list[Any]:

@@ -14,9 +14,8 @@ import pytest
 import modules
 from app.factory import create_app
 from app.loader import ModuleLoadError, load_modules
-from app.scaffold import create_module
 from app.settings import CoreSettings
-from tests.helpers import bearer, login, register
+from tests.helpers import assert_problem, bearer, login, register
 
 
 @pytest.fixture
@@ -143,26 +142,36 @@ def test_modules_users_alone_refuses_to_start(tmp_path: Path, command: list[str]
     assert "Traceback" not in result.stderr
 
 
-async def test_scaffolded_module_mounts_and_is_private_by_default(
+def _private_module(folder: Path, name: str) -> None:
+    """A module with one private route and no requirement (so it loads without users)."""
+    (folder / name).mkdir()
+    (folder / name / "__init__.py").write_text(
+        "from fastapi import APIRouter\n"
+        "from pydantic_settings import BaseSettings\n"
+        "from app.module import Module, RouterSpec\n"
+        "class Settings(BaseSettings):\n"
+        "    pass\n"
+        "router = APIRouter()\n"
+        "@router.get('/ping')\n"
+        "async def ping() -> dict[str, str]:\n"
+        "    return {'module': " + repr(name) + "}\n"
+        f"module = Module(name={name!r}, settings_class=Settings,"
+        f" routers=[RouterSpec(router, prefix='/{name}')])\n"
+    )
+
+
+async def test_a_private_route_of_any_module_sits_behind_the_users_auth(
     extra_modules: Path, settings: CoreSettings
 ) -> None:
-    create_module("demo", root=extra_modules.parent / "root")  # layout check below
-    created = extra_modules.parent / "root" / "modules" / "demo"
-    assert {p.name for p in created.iterdir()} >= {
-        "__init__.py",
-        "router.py",
-        "service.py",
-        "schemas.py",
-        "settings.py",
-    }
-    created.rename(extra_modules / "demo")
-
+    _private_module(extra_modules, "demo")
     app = create_app(settings.model_copy(update={"modules": [*settings.modules, "demo"]}))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            operation = (await client.get("/openapi.json")).json()["paths"]["/demo/ping"]["get"]
+            assert operation["security"] == [{"OAuth2PasswordBearer": []}]
             anonymous = await client.get("/demo/ping")
-            assert anonymous.status_code == 401
+            assert_problem(anonymous, 401)
             assert anonymous.headers["www-authenticate"] == "Bearer"
             await register(client, "ada@example.com")
             tokens = await login(client, "ada@example.com")
@@ -174,10 +183,12 @@ async def test_scaffolded_module_mounts_and_is_private_by_default(
 async def test_without_an_auth_module_private_routes_are_closed(
     extra_modules: Path, settings: CoreSettings
 ) -> None:
-    create_module("demo", root=extra_modules.parent / "root")
-    (extra_modules.parent / "root" / "modules" / "demo").rename(extra_modules / "demo")
+    _private_module(extra_modules, "demo")
     app = create_app(settings.model_copy(update={"modules": ["demo"]}))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            assert (await client.get("/demo/ping")).status_code == 401
+            operation = (await client.get("/openapi.json")).json()["paths"]["/demo/ping"]["get"]
+            assert operation["security"] == [{"HTTPBearer": []}]
+            response = await client.get("/demo/ping", headers=bearer("anything"))
+            assert_problem(response, 401)
