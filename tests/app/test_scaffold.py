@@ -111,6 +111,11 @@ def test_a_scaffolded_module_works_end_to_end(
     env = _env(tree, MODULES="users,integrations,notes")
     migrated = _run(tree, ["app", "migrate"], env)
     assert migrated.returncode == 0, migrated.stderr
+    # Dropping it from MODULES later: one line naming its revision, not Alembic's traceback.
+    without = _run(tree, ["app", "migrate"], _env(tree, MODULES="users,integrations"))
+    assert without.returncode == 1
+    assert len(without.stderr.strip().splitlines()) == 1, without.stderr
+    assert "notes_0001" in without.stderr
 
     # Its own tests, as `make test` runs them once MODULES names it: green, none skipped.
     tests = _run(tree, ["pytest", "tests/modules/notes", "-q", "-p", "no:cacheprovider"], env)
