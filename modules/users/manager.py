@@ -95,8 +95,10 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
         updated = await super().update(user_update, user, safe=safe, request=request)
         if updated.email != old_email:
             self._email_changed(updated, old_email, request)
-            # Unverified for the new address until it is confirmed: mail it the link.
-            await self.request_verify(updated, request)
+            # Unverified for the new address until it is confirmed: mail it the link (unless a
+            # superuser set the flag in the same change, or the account is inactive).
+            if updated.is_active and not updated.is_verified:
+                await self.request_verify(updated, request)
         if password_changes:
             self._mail_password_changed(updated, request, "changed")
         return updated

@@ -143,3 +143,20 @@ async def test_a_superuser_patching_itself_needs_its_current_password(
     assert other.status_code == 200, other.text
     assert other.json()["email"] == NEW
     await wait_for_mail(app, OLD, "email address of your account was changed")
+
+
+async def test_a_superuser_may_set_a_new_address_as_verified(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
+    await register(client, "root@example.com")
+    await make_superuser(app, "root@example.com")
+    admin = bearer((await login(client, "root@example.com"))["access_token"])
+    ada = await register(client, OLD)
+    patched = await client.patch(
+        f"/users/{ada['id']}", json={"email": NEW, "is_verified": True}, headers=admin
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["is_verified"] is True
+    await wait_for_mail(app, OLD, "email address of your account was changed")
+    await app.state.background.drain()
+    assert [m for m in sent_mail(app) if m.to == NEW] == []  # nothing to confirm
