@@ -98,7 +98,8 @@ class UserVerified(Event):
 class UserPasswordChanged(Event):
     name: ClassVar[str] = "user.password_changed"
     user_id: uuid.UUID
-    # "changed" (the user, with the current password) or "reset" (with a mailed token).
+    # "changed" (the user, with the current password), "reset" (with a mailed token) or "undo"
+    # (the old address undid an email change and set a new password).
     how: str
 
 
