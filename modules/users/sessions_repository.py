@@ -6,7 +6,16 @@ import uuid
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Executable, delete, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Executable,
+    and_,
+    delete,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modules.users.models import LoginSession, RotatedRefreshToken, User
@@ -36,13 +45,62 @@ async def is_live(
     return found is not None
 
 
-async def list_live(db: AsyncSession, user_id: uuid.UUID, now: datetime) -> list[LoginSession]:
+async def list_live(
+    db: AsyncSession,
+    user_id: uuid.UUID,
+    now: datetime,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None = None,
+) -> list[LoginSession]:
+    """Newest login first, then by id: an order no refresh changes, so pages never shift.
+    `after` is the (created_at, id) of the last session of the previous page."""
+    position = []
+    if after is not None:
+        created_at, session_id = after
+        position.append(
+            or_(
+                LoginSession.created_at < created_at,
+                and_(LoginSession.created_at == created_at, LoginSession.id < session_id),
+            )
+        )
     rows = await db.scalars(
         select(LoginSession)
-        .where(LoginSession.user_id == user_id, *_is_live(now))
-        .order_by(LoginSession.last_used_at.desc(), LoginSession.id)
+        .where(LoginSession.user_id == user_id, *_is_live(now), *position)
+        .order_by(LoginSession.created_at.desc(), LoginSession.id.desc())
+        .limit(limit)
     )
     return list(rows)
+
+
+async def lock_user(db: AsyncSession, user_id: uuid.UUID) -> None:
+    """Serialise this user's logins until the transaction ends (PostgreSQL: a row lock), so
+    the session cap counts every concurrent login. SQLite needs none: its writers are
+    serialised already, and SQLAlchemy leaves FOR UPDATE out there."""
+    user_id_column = User.__table__.c["id"]
+    await db.execute(select(user_id_column).where(user_id_column == user_id).with_for_update())
+
+
+async def live_beyond(
+    db: AsyncSession, user_id: uuid.UUID, now: datetime, keep: int
+) -> list[uuid.UUID]:
+    """Ids of this user's live sessions past the `keep` newest (by login time)."""
+    rows = await db.scalars(
+        select(LoginSession.id)
+        .where(LoginSession.user_id == user_id, *_is_live(now))
+        .order_by(LoginSession.created_at.desc(), LoginSession.id.desc())
+        .offset(keep)
+    )
+    return list(rows)
+
+
+async def revoke_many(db: AsyncSession, session_ids: list[uuid.UUID], now: datetime) -> None:
+    if session_ids:
+        await db.execute(
+            update(LoginSession)
+            .where(LoginSession.id.in_(session_ids), *_is_live(now))
+            .values(revoked_at=now)
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def session_id_for_refresh_hash(db: AsyncSession, token_hash: str) -> uuid.UUID | None:
@@ -127,13 +185,18 @@ async def revoke_all(
     )
 
 
-async def purge_expired(db: AsyncSession, user_id: uuid.UUID, now: datetime) -> int:
-    """Delete this user's sessions past their absolute end (their rotated hashes cascade):
-    nothing can use them any more, so reuse detection loses nothing."""
+async def purge_ended(db: AsyncSession, user_id: uuid.UUID, now: datetime) -> int:
+    """Delete this user's sessions that ended (past their absolute end, or revoked): nothing
+    can use them any more (their rotated hashes cascade). What is lost: replaying a token of
+    such a session answers REFRESH_TOKEN_INVALID instead of REFRESH_TOKEN_REUSED; the
+    session was over either way, and the log has kept why."""
     return await _rowcount(
         db,
         delete(LoginSession)
-        .where(LoginSession.user_id == user_id, LoginSession.expires_at <= now)
+        .where(
+            LoginSession.user_id == user_id,
+            or_(LoginSession.expires_at <= now, LoginSession.revoked_at.is_not(None)),
+        )
         .execution_options(synchronize_session=False),
     )
 

@@ -85,11 +85,23 @@ class SessionService:
             client_address=client_address,
             refresh_token_hash=hash_refresh_token(refresh_token),
         )
+        await repository.lock_user(self.db, user.id)
         # Housekeeping where it costs least: a login writes anyway.
-        await repository.purge_expired(self.db, user.id, now)
+        await repository.purge_ended(self.db, user.id, now)
         repository.add_session(self.db, login)
+        await self.db.flush()
+        # The cap: past MAX_SESSIONS_PER_USER live sessions, the oldest logins end, so no
+        # number of logins grows the table or the session list without bound.
+        evicted = await repository.live_beyond(
+            self.db, user.id, now, self.runtime.settings.max_sessions_per_user
+        )
+        await repository.revoke_many(self.db, evicted, now)
         await self.db.commit()
         logger.bind(user_id=str(user.id), session_id=str(login.id)).info("login session started")
+        for session_id in evicted:
+            logger.bind(
+                user_id=str(user.id), session_id=str(session_id), reason="session cap"
+            ).info("login session revoked")
         return self._issue(login, refresh_token, now)
 
     async def refresh(self, refresh_token: str) -> IssuedTokens:
@@ -127,8 +139,10 @@ class SessionService:
     async def is_live(self, claims: AccessClaims) -> bool:
         return await repository.is_live(self.db, claims.session_id, claims.user_id, utcnow())
 
-    async def list_live(self, user_id: uuid.UUID) -> list[LoginSession]:
-        return await repository.list_live(self.db, user_id, utcnow())
+    async def list_live(
+        self, user_id: uuid.UUID, limit: int, after: tuple[datetime, uuid.UUID] | None = None
+    ) -> list[LoginSession]:
+        return await repository.list_live(self.db, user_id, utcnow(), limit, after)
 
     async def end(self, session_id: uuid.UUID, user_id: uuid.UUID, reason: str) -> bool:
         ended = await repository.revoke(self.db, session_id, user_id, utcnow())
