@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -10,6 +11,7 @@ from sqlalchemy import (
     ColumnElement,
     CursorResult,
     Executable,
+    Select,
     and_,
     delete,
     or_,
@@ -103,10 +105,42 @@ async def revoke_many(db: AsyncSession, session_ids: list[uuid.UUID], now: datet
         )
 
 
-async def session_id_for_refresh_hash(db: AsyncSession, token_hash: str) -> uuid.UUID | None:
-    """The session whose current refresh token has this hash (live or not)."""
-    found: uuid.UUID | None = await db.scalar(
-        select(LoginSession.id).where(LoginSession.refresh_token_hash == token_hash)
+@dataclass(frozen=True)
+class RefreshState:
+    """What a refresh needs to know before it writes anything."""
+
+    session_id: uuid.UUID
+    user_id: uuid.UUID
+    generation: int
+    user_active: bool
+
+
+def _refresh_state() -> Select[tuple[uuid.UUID, uuid.UUID, int, bool]]:
+    return select(
+        LoginSession.id,
+        LoginSession.user_id,
+        LoginSession.refresh_generation,
+        User.__table__.c["is_active"],
+    ).join(User, User.__table__.c["id"] == LoginSession.user_id)
+
+
+async def refresh_state(db: AsyncSession, session_id: uuid.UUID) -> RefreshState | None:
+    """The session (live or not) and whether its user is active, in one read."""
+    row = (await db.execute(_refresh_state().where(LoginSession.id == session_id))).first()
+    return None if row is None else RefreshState(*row)
+
+
+async def refresh_state_by_hash(db: AsyncSession, token_hash: str) -> RefreshState | None:
+    """The same, for the session whose current token has this hash (old-format tokens)."""
+    row = (
+        await db.execute(_refresh_state().where(LoginSession.refresh_token_hash == token_hash))
+    ).first()
+    return None if row is None else RefreshState(*row)
+
+
+async def generation_of(db: AsyncSession, session_id: uuid.UUID) -> int | None:
+    found: int | None = await db.scalar(
+        select(LoginSession.refresh_generation).where(LoginSession.id == session_id)
     )
     return found
 
@@ -114,36 +148,35 @@ async def session_id_for_refresh_hash(db: AsyncSession, token_hash: str) -> uuid
 async def rotate(
     db: AsyncSession,
     session_id: uuid.UUID,
+    generation: int,
     old_hash: str,
     new_hash: str,
     now: datetime,
 ) -> LoginSession | None:
-    """Swap the refresh hash in one conditional UPDATE: of racing callers exactly one wins.
-
-    The WHERE clause re-checks the old hash and liveness at write time, so no read-then-write
-    window exists. The old hash is recorded as rotated in the same transaction.
+    """Move the session to the next generation in one conditional UPDATE: of racing callers
+    exactly one wins. The WHERE clause re-checks generation, hash and liveness at write time
+    (no read-then-write window), and RETURNING hands the row back in the same statement, so
+    the write lock is held for this statement and the commit only. The row is updated in
+    place: however often a session refreshes, it stays one row.
     """
-    won = await _rowcount(
-        db,
+    login: LoginSession | None = await db.scalar(
         update(LoginSession)
         .where(
             LoginSession.id == session_id,
+            LoginSession.refresh_generation == generation,
             LoginSession.refresh_token_hash == old_hash,
             *_is_live(now),
         )
-        .values(refresh_token_hash=new_hash, last_used_at=now)
-        .execution_options(synchronize_session=False),
+        .values(refresh_generation=generation + 1, refresh_token_hash=new_hash, last_used_at=now)
+        .returning(LoginSession),
+        execution_options={"synchronize_session": False, "populate_existing": True},
     )
-    if won != 1:
-        return None
-    db.add(RotatedRefreshToken(token_hash=old_hash, session_id=session_id, rotated_at=now))
-    return (
-        await db.scalars(
-            select(LoginSession)
-            .where(LoginSession.id == session_id)
-            .execution_options(populate_existing=True)
-        )
-    ).one()
+    return login
+
+
+def record_rotated(db: AsyncSession, token_hash: str, session_id: uuid.UUID, now: datetime) -> None:
+    """An old-format token rotated away (the first rotation of a session from before)."""
+    db.add(RotatedRefreshToken(token_hash=token_hash, session_id=session_id, rotated_at=now))
 
 
 async def rotated_owner(db: AsyncSession, token_hash: str) -> tuple[uuid.UUID, uuid.UUID] | None:
