@@ -77,9 +77,13 @@ async def list_live(
 async def lock_user(db: AsyncSession, user_id: uuid.UUID) -> None:
     """Serialise this user's logins until the transaction ends (PostgreSQL: a row lock), so
     the session cap counts every concurrent login. SQLite needs none: its writers are
-    serialised already, and SQLAlchemy leaves FOR UPDATE out there."""
+    serialised already, and SQLAlchemy leaves the lock clause out there. FOR NO KEY UPDATE:
+    logins of the user wait for each other, but nothing that merely references the user
+    (a foreign key check) waits for a login."""
     user_id_column = User.__table__.c["id"]
-    await db.execute(select(user_id_column).where(user_id_column == user_id).with_for_update())
+    await db.execute(
+        select(user_id_column).where(user_id_column == user_id).with_for_update(key_share=True)
+    )
 
 
 async def live_beyond(
