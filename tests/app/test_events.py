@@ -137,3 +137,18 @@ async def test_deleting_a_user_publishes_user_deleted(
     deleted = await client.delete(f"/users/{victim['id']}", headers=bearer(root["access_token"]))
     assert deleted.status_code == 204, deleted.text
     assert [e.user_id for e in recorder.of(UserDeleted)] == [uuid.UUID(victim["id"])]
+
+
+async def test_refresh_token_reuse_publishes_session_revoked(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    recorder = Recorder(app)
+    user = await register(client, "ada@example.com")
+    tokens = await login(client, "ada@example.com")
+    first = await client.post("/auth/jwt/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert first.status_code == 200, first.text
+    replay = await client.post("/auth/jwt/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert replay.status_code == 401
+    revoked = recorder.of(SessionRevoked)
+    assert [(e.user_id, e.reason) for e in revoked] == [(uuid.UUID(user["id"]), "reuse")]
+    assert revoked[0].session_id is not None
