@@ -5,9 +5,12 @@ bounded and it runs apart from the threads that logins need."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -155,13 +158,35 @@ def _hold_until(path: str, limit: float) -> None:
         time.sleep(0.01)
 
 
-async def test_a_login_completes_while_worst_case_strength_checks_wait(
+class _RecordingChecks:
+    """Wraps the policy's runner: notes when each strength check starts and ends."""
+
+    def __init__(self, app: FastAPI) -> None:
+        runtime = app.state.users
+        self._run = runtime.policy.run
+        self.started = 0
+        self.finished = 0
+        self.both_started = asyncio.Event()
+        policy = dataclasses.replace(runtime.policy, run=self.run)
+        app.state.users = dataclasses.replace(runtime, policy=policy)
+
+    async def run(self, function: Callable[..., Any], *args: Any) -> Any:
+        self.started += 1
+        if self.started == 2:
+            self.both_started.set()
+        try:
+            return await self._run(function, *args)
+        finally:
+            self.finished += 1
+
+
+async def test_a_login_completes_before_worst_case_strength_checks_do(
     settings: CoreSettings, tmp_path: Path
 ) -> None:
     """Two registrations with worst-case passwords, then a login: the login answers while
     both strength checks are still waiting for the strength worker (held busy here, standing
     for any amount of strength-check work), i.e. it does not queue behind them. Before, the
-    check ran under a global lock in the hashing threads: the login waited for both."""
+    checks ran under a global lock in the hashing threads: the login waited for both."""
     users = UsersSettings(
         password_hash_workers=2, password_strength_workers=1, password_strength_timeout=120
     )
@@ -169,6 +194,7 @@ async def test_a_login_completes_while_worst_case_strength_checks_wait(
     async with running_app(settings, users) as app, client_for(app) as client:
         await register(client, "ada@example.com")
         held = asyncio.ensure_future(app.state.users.policy.run(_hold_until, str(release), 100))
+        checks = _RecordingChecks(app)
         try:
             registrations = [
                 asyncio.ensure_future(
@@ -179,12 +205,10 @@ async def test_a_login_completes_while_worst_case_strength_checks_wait(
                 )
                 for n in range(2)
             ]
-            await asyncio.sleep(0)  # both are in flight before the login starts
-            logging_in = asyncio.ensure_future(login(client, "ada@example.com"))
-            # A deadlock guard, not a timing: the login needs ~0.1 s of hashing.
-            done, _ = await asyncio.wait([logging_in], timeout=90)
-            assert logging_in in done, "the login waited for the strength checks"
-            assert not any(r.done() for r in registrations), "the checks did not wait"
+            # Deadlock guards below, not timings: the login needs ~0.1 s of hashing.
+            await asyncio.wait_for(checks.both_started.wait(), 90)
+            await asyncio.wait_for(login(client, "ada@example.com"), 90)
+            assert checks.finished == 0, "the login waited for the strength checks"
         finally:
             release.touch()
             await held
@@ -192,6 +216,7 @@ async def test_a_login_completes_while_worst_case_strength_checks_wait(
             # Each got a verdict (bounded work), not the fail-closed "try again".
             assert answer.status_code in (201, 400), answer.text
             assert strength.TOO_SLOW not in answer.text
+        assert checks.finished == 2
 
 
 async def test_a_strength_check_that_times_out_fails_closed(
