@@ -1,4 +1,5 @@
-"""The outermost layer of every request: request id, access line, body limit, last-resort 500.
+"""The outermost layer of every request: request id, access line, body limit, security
+headers (`app/security_headers.py`), last-resort 500.
 
 Pure ASGI (not BaseHTTPMiddleware) so the request id set here is seen by every log line the
 request writes, and so an unhandled exception still leaves with the request id on it.
@@ -16,6 +17,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.context import request_id_var, user_id_var
 from app.errors import internal_error_response, is_database_unavailable, problem_response
+from app.security_headers import with_security_headers
+from app.settings import CoreSettings
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # A client's id is kept only when it is short and printable: it ends up in every log line.
@@ -34,9 +37,10 @@ class _BodyTooLarge(Exception):
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, settings: CoreSettings) -> None:
         self.app = app
-        self.max_body_bytes = max_body_bytes
+        self.max_body_bytes = settings.max_body_bytes
+        self.production = settings.environment == "production"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -65,7 +69,7 @@ class RequestContextMiddleware:
                     (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"
                 ]
                 headers.append((b"x-request-id", request_id.encode()))
-                message["headers"] = headers
+                message["headers"] = with_security_headers(headers, production=self.production)
             await send(message)
 
         received = 0
