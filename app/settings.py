@@ -40,6 +40,8 @@ class CoreSettings(BaseSettings):
     modules: Annotated[list[str], NoDecode] = Field(default=["users", "integrations"])
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default=[])
     max_body_bytes: int = Field(default=65536, gt=0)
+    # Seconds from the end of the headers until the whole body must be in (then 408).
+    body_read_timeout: float = Field(default=10, gt=0)
     public_url: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, gt=0, lt=65536)
