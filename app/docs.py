@@ -55,8 +55,10 @@ class _PublicStaticFiles(StaticFiles):
 
 
 def install_docs(app: FastAPI, title: str) -> None:
+    if app.openapi_url is None:
+        return  # DOCS_ENABLED is off (the default in production): no schema, no pages
     app.mount(ASSETS_PATH, _PublicStaticFiles(directory=ASSETS_DIR), name="docs-assets")
-    openapi_url = app.openapi_url or "/openapi.json"
+    openapi_url = app.openapi_url
     oauth2_redirect_url = "/docs/oauth2-redirect"
 
     @app.get("/docs", include_in_schema=False)

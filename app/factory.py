@@ -70,6 +70,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
+        openapi_url="/openapi.json" if settings.serve_docs else None,  # DOCS_ENABLED
         # No 307 to "http://<Host header>/path" for "/path/": a client would re-send the body
         # (a password) to whichever host the request named. "/path/" is a plain 404.
         redirect_slashes=False,
