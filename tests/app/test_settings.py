@@ -60,7 +60,8 @@ def test_production_refuses_a_placeholder_secret(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(SettingsError) as caught:
         load_settings()
     message = str(caught.value)
-    assert message.startswith("invalid settings: SECRET_KEY looks like a placeholder") and "\n" not in message
+    assert message.startswith("invalid settings: SECRET_KEY looks like a placeholder")
+    assert "\n" not in message
     assert key not in message
     # Outside production the same key is only held to its length (tests use fixed keys).
     monkeypatch.setenv("ENVIRONMENT", "test")
