@@ -1,8 +1,19 @@
-"""Async SQLAlchemy: one engine per app (opened in the lifespan), one session per request."""
+"""Async SQLAlchemy: one engine per app (opened in the lifespan), one unit of work per request.
+
+The unit of work is `get_session` (`DbSession`): it opens the request's session, and when the
+route has returned without error it commits ONCE, then hands the events collected during the
+request to the hub. It is a function-scoped dependency: FastAPI exits it right after the
+endpoint returned (the answer is built but not sent), so a failed commit becomes a problem
+answer, never a 200 whose write was lost. On any error it rolls back and nothing is published,
+unless the error is `CommitsBeforeRaising` (a domain error whose writes must stand, such as
+refresh-token reuse ending its session). Services and repositories flush, never commit;
+background jobs and CLI commands open their own `unit_of_work`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +27,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+
+from app.events import EventHub, deliver_pending, discard_pending
 
 # Stable constraint names, so Alembic autogenerate and every backend agree.
 NAMING_CONVENTION = {
@@ -46,6 +59,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_savepoint_inside_begin(connection: Any, _name: str) -> None:
+    # The sqlite3 driver opens a transaction (BEGIN) only before INSERT/UPDATE/DELETE. A
+    # SAVEPOINT issued first would open the transaction itself, and its RELEASE would COMMIT
+    # it: a savepoint's writes would be committed at once, outside the unit of work. So a
+    # savepoint always nests inside a BEGIN. (Reads keep the driver's behaviour: no snapshot
+    # is held before the first write, so a later write never fails on a stale snapshot.)
+    driver = connection.connection.driver_connection
+    if not driver.in_transaction:
+        connection.exec_driver_sql("BEGIN")
+
+
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
@@ -68,6 +92,7 @@ def create_engine(url: str) -> AsyncEngine:
             hide_parameters=True,
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "savepoint", _sqlite_savepoint_inside_begin)
     else:
         # pool_pre_ping: a restarted database server does not cost the next request a 500.
         engine = create_async_engine(url, pool_pre_ping=True, pool_timeout=5, hide_parameters=True)
@@ -95,11 +120,44 @@ def get_database(request: Request) -> Database:
     return database
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    # Reads the app's database itself: a `def` dependency here would cost every request a
-    # thread-pool hop.
-    async with get_database(request).sessionmaker() as session:
+class CommitsBeforeRaising:
+    """Mix into an exception whose writes must stand although the request fails: the unit of
+    work commits (and publishes what was collected), then the error answers. Example: a reused
+    refresh token ends its session and answers 401; the ended session must stay ended.
+    Any other exception rolls the whole request back."""
+
+
+@asynccontextmanager
+async def unit_of_work(
+    database: Database, events: EventHub | None = None
+) -> AsyncIterator[AsyncSession]:
+    """One session, one transaction: committed at the block's end when it exits without error
+    (or with a `CommitsBeforeRaising` error), rolled back otherwise. The events published into
+    the session (`app.events.publish_after_commit`) reach `events` only after the commit."""
+    async with database.sessionmaker() as session:
+        try:
+            yield session
+        except BaseException as exc:
+            if isinstance(exc, CommitsBeforeRaising):
+                await session.commit()
+                await deliver_pending(session, events)
+            else:
+                discard_pending(session)
+                await session.rollback()
+            raise
+        await session.commit()
+        await deliver_pending(session, events)
+
+
+async def get_session(
+    request: Request, database: Annotated[Database, Depends(get_database)]
+) -> AsyncIterator[AsyncSession]:
+    events: EventHub | None = getattr(request.app.state, "events", None)
+    async with unit_of_work(database, events) as session:
         yield session
 
 
-DbSession = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the exit (the commit) runs before the answer is sent, not after it.
+# Every route and dependency must take the session through this alias: FastAPI caches a
+# dependency per scope, so a plain Depends(get_session) would open a second unit of work.
+DbSession = Annotated[AsyncSession, Depends(get_session, scope="function")]

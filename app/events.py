@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from fastapi import FastAPI
 from loguru import logger
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.ext.asyncio import AsyncSession
 
 
 class Event(BaseModel):
@@ -79,6 +80,29 @@ async def publish(app: FastAPI | None, event: Event) -> None:
     hub: EventHub | None = getattr(app.state, "events", None) if app is not None else None
     if hub is not None:
         await hub.publish(event)
+
+
+# --- Publishing after the commit ---------------------------------------------------------------
+
+# Where a unit of work keeps the events of its transaction until it has committed.
+_PENDING = "gatehouse.pending_events"
+
+
+def publish_after_commit(session: AsyncSession, event: Event) -> None:
+    """Publish `event` once the transaction of `session` has committed; never if it rolls
+    back. The unit of work (app/database.py) delivers it right after its commit."""
+    session.info.setdefault(_PENDING, []).append(event)
+
+
+async def deliver_pending(session: AsyncSession, hub: EventHub | None) -> None:
+    pending: list[Event] = session.info.pop(_PENDING, [])
+    if hub is not None:
+        for event in pending:
+            await hub.publish(event)
+
+
+def discard_pending(session: AsyncSession) -> None:
+    session.info.pop(_PENDING, None)
 
 
 # --- Identity events (published by the authenticating module, users) -------------------------

@@ -139,7 +139,7 @@ class ItemNotFound({{Cls}}Error):
 ''',
     "repository.py": '''"""Every query of the {{name}} module.
 
-Flushes, never commits: the route owns the transaction.
+Flushes, never commits: the request's unit of work (app/database.py) commits once.
 """
 
 import uuid
@@ -259,7 +259,6 @@ import uuid
 
 from fastapi import APIRouter, status
 
-from app.database import DbSession
 from app.errors import ProblemDetail
 from modules.{{name}}.dependencies import ItemServiceDep
 from modules.{{name}}.schemas import ItemCreate, ItemRead
@@ -274,12 +273,9 @@ async def list_items(user: CurrentUser, items: ItemServiceDep) -> list[ItemRead]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create an item")
-async def create_item(
-    body: ItemCreate, user: CurrentUser, items: ItemServiceDep, db: DbSession
-) -> ItemRead:
+async def create_item(body: ItemCreate, user: CurrentUser, items: ItemServiceDep) -> ItemRead:
+    # No commit here: the request's unit of work (DbSession) commits once this returns.
     item = await items.create(user.id, body)
-    # The commit point is here, at the edge: the service and the repository only flush.
-    await db.commit()
     return ItemRead.model_validate(item)
 
 

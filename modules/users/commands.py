@@ -10,7 +10,7 @@ import sys
 
 from fastapi_users import exceptions
 
-from app.database import Database
+from app.database import Database, unit_of_work
 from app.module import Command
 from app.settings import CoreSettings
 from modules.users.manager import UserManager
@@ -37,7 +37,8 @@ def _read_password() -> str:
 async def _create(email: str, password: str, core: CoreSettings, settings: UsersSettings) -> User:
     database = Database(core.database_url)
     try:
-        async with open_runtime(core, settings) as runtime, database.sessionmaker() as session:
+        # Its own unit of work: committed when the user is created, rolled back otherwise.
+        async with open_runtime(core, settings) as runtime, unit_of_work(database) as session:
             manager = UserManager(UserDatabase(session), runtime)
             return await manager.create(
                 UserCreate(email=email, password=password, is_superuser=True, is_verified=True)

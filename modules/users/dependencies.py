@@ -8,7 +8,6 @@ per-request cache authenticates once.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -25,16 +24,18 @@ from modules.users.runtime import UsersRuntime, get_runtime
 from modules.users.users_repository import UserDatabase
 
 
-async def get_user_db(session: DbSession) -> AsyncIterator[UserDatabase]:
-    yield UserDatabase(session)
+# Plain returns, not `yield`: a yield dependency lives to the end of the request, and FastAPI
+# refuses one that depends on the function-scoped unit of work (DbSession).
+async def get_user_db(session: DbSession) -> UserDatabase:
+    return UserDatabase(session)
 
 
 async def get_user_manager(
     request: Request,
     user_db: Annotated[UserDatabase, Depends(get_user_db)],
     runtime: Annotated[UsersRuntime, Depends(get_runtime)],
-) -> AsyncIterator[UserManager]:
-    yield UserManager(user_db, runtime, app=request.app, request=request)
+) -> UserManager:
+    return UserManager(user_db, runtime, app=request.app, request=request)
 
 
 class SharedAuthenticator(Authenticator[User, uuid.UUID]):

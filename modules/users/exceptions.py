@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.database import CommitsBeforeRaising
 from app.errors import ProblemError
 
 
@@ -15,7 +16,14 @@ class RefreshTokenInvalid(UsersError):
     detail = "The refresh token is invalid, expired or revoked."
 
 
-class RefreshTokenReused(UsersError):
+class RefreshTokenOfInactiveUser(RefreshTokenInvalid, CommitsBeforeRaising):
+    """The same answer as RefreshTokenInvalid; the session it ended stays ended."""
+
+
+class RefreshTokenReused(UsersError, CommitsBeforeRaising):
+    """Reuse ends the session, then answers 401: that end must be committed, not rolled back
+    with the failed request (see app/database.py)."""
+
     status_code = 401
     code = "REFRESH_TOKEN_REUSED"
     detail = "This refresh token was already used; its session has been ended."

@@ -18,7 +18,13 @@ from fastapi_users import UUIDIDMixin, exceptions, schemas
 from fastapi_users.db import BaseUserDatabase
 from loguru import logger
 
-from app.events import UserDeleted, UserPasswordChanged, UserRegistered, UserVerified
+from app.events import (
+    UserDeleted,
+    UserPasswordChanged,
+    UserRegistered,
+    UserVerified,
+    publish_after_commit,
+)
 from app.net import client_address
 from modules.integrations import MailMessage, is_password_breached, send_mail_later
 from modules.users import mail_tokens, users_repository
@@ -189,14 +195,12 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
             # Another account has taken the old address meanwhile.
             raise UndoEmailChangeBadToken from None
         if not won:
-            await self.db.session.rollback()
             raise UndoEmailChangeBadToken
-        await self.db.session.commit()
         user = await users_repository.reload(self.db.session, user)
         logger.bind(user_id=str(user.id)).warning("email change undone by the old address")
         await end_all_sessions_of(self.user_db, self.runtime, user, reason="email change undone")
         self._mail_password_changed(user, self.request, "changed")
-        await self.runtime.publish(UserPasswordChanged(user_id=user.id, how="undo"))
+        publish_after_commit(self.db.session, UserPasswordChanged(user_id=user.id, how="undo"))
         return user
 
     # Mails --------------------------------------------------------------------------------
@@ -225,8 +229,8 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
 
     async def on_after_register(self, user: User, request: Request | None = None) -> None:
         logger.bind(user_id=str(user.id)).info("user registered")
-        # fastapi-users calls each on_after_* hook after its own commit: the fact is stored.
-        await self.runtime.publish(UserRegistered(user_id=user.id, email=user.email))
+        # Delivered once the request's unit of work has committed (never if it rolls back).
+        publish_after_commit(self.db.session, UserRegistered(user_id=user.id, email=user.email))
 
     # Verification ---------------------------------------------------------------------------
 
@@ -287,16 +291,14 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
             values={"is_verified": True},
         )
         if not won:
-            await self.db.session.rollback()
             raise exceptions.UserAlreadyVerified()
-        await self.db.session.commit()
         user = await users_repository.reload(self.db.session, user)
         await self.on_after_verify(user, request)
         return user
 
     async def on_after_verify(self, user: User, request: Request | None = None) -> None:
         logger.bind(user_id=str(user.id)).info("user verified")
-        await self.runtime.publish(UserVerified(user_id=user.id))
+        publish_after_commit(self.db.session, UserVerified(user_id=user.id))
 
     # Password reset -------------------------------------------------------------------------
 
@@ -359,9 +361,7 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
             values={"hashed_password": hashed},
         )
         if not won:
-            await self.db.session.rollback()
             raise exceptions.InvalidResetPasswordToken()
-        await self.db.session.commit()
         user = await users_repository.reload(self.db.session, user)
         await self.on_after_reset_password(user, request)
         return user
@@ -371,7 +371,7 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
         # Whoever knew the old password may hold a session: end them all (ASVS 7.4.3).
         await end_all_sessions_of(self.user_db, self.runtime, user, reason="password reset")
         self._mail_password_changed(user, request, "reset")
-        await self.runtime.publish(UserPasswordChanged(user_id=user.id, how="reset"))
+        publish_after_commit(self.db.session, UserPasswordChanged(user_id=user.id, how="reset"))
 
     async def on_after_update(
         self, user: User, update_dict: dict[str, Any], request: Request | None = None
@@ -383,13 +383,13 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
             await end_all_sessions_of(
                 self.user_db, self.runtime, user, reason="password changed", keep=caller_session
             )
-            await self.runtime.publish(UserPasswordChanged(user_id=user.id, how="changed"))
+            publish_after_commit(self.db.session, UserPasswordChanged(user_id=user.id, how="changed"))
         if update_dict.get("is_active") is False:
             await end_all_sessions_of(self.user_db, self.runtime, user, reason="deactivated")
 
     async def on_after_delete(self, user: User, request: Request | None = None) -> None:
         logger.bind(user_id=str(user.id)).info("user deleted")
-        await self.runtime.publish(UserDeleted(user_id=user.id))
+        publish_after_commit(self.db.session, UserDeleted(user_id=user.id))
 
     # Login ----------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from app.events import Event, EventHub
+from app.events import EventHub
 from app.logging import register_secret
 from app.module import ModuleContext
 from app.settings import CoreSettings
@@ -28,13 +28,10 @@ class UsersRuntime:
     hasher: PasswordHasher
     strength: StrengthChecker
     limiter: AuthLimiter
-    # The app's event hub (None in CLI commands: no app, nobody listening).
+    # The app's event hub (None in CLI commands: no app, nobody listening). Services do not
+    # publish on it directly: `app.events.publish_after_commit` hands an event to the unit of
+    # work, which delivers it here once its transaction has committed.
     events: EventHub | None = None
-
-    async def publish(self, event: Event) -> None:
-        """Call after the transaction that made `event` true has committed."""
-        if self.events is not None:
-            await self.events.publish(event)
 
 
 @asynccontextmanager

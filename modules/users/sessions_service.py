@@ -24,9 +24,13 @@ from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.database import DbSession
-from app.events import SessionRevoked
+from app.events import SessionRevoked, publish_after_commit
 from modules.users import sessions_repository as repository
-from modules.users.exceptions import RefreshTokenInvalid, RefreshTokenReused
+from modules.users.exceptions import (
+    RefreshTokenInvalid,
+    RefreshTokenOfInactiveUser,
+    RefreshTokenReused,
+)
 from modules.users.models import LoginSession, User
 from modules.users.runtime import UsersRuntime, get_runtime
 from modules.users.tokens import (
@@ -100,14 +104,13 @@ class SessionService:
             self.db, user.id, now, self.runtime.settings.max_sessions_per_user
         )
         await repository.revoke_many(self.db, evicted, now)
-        await self.db.commit()
         logger.bind(user_id=str(user.id), session_id=str(login.id)).info("login session started")
         for session_id in evicted:
             logger.bind(
                 user_id=str(user.id), session_id=str(session_id), reason="session cap"
             ).info("login session revoked")
-            await self.runtime.publish(
-                SessionRevoked(user_id=user.id, session_id=session_id, reason="session cap")
+            publish_after_commit(
+                self.db, SessionRevoked(user_id=user.id, session_id=session_id, reason="session cap")
             )
         return self._issue(login, refresh_token, now)
 
@@ -135,7 +138,7 @@ class SessionService:
                 raise RefreshTokenInvalid  # cannot happen without the secret
         if not state.user_active:
             await self.end(state.session_id, state.user_id, reason="inactive")
-            raise RefreshTokenInvalid
+            raise RefreshTokenOfInactiveUser
         new_token = issue_refresh_token(self.runtime.secret, state.session_id, state.generation + 1)
         login = await repository.rotate(
             self.db,
@@ -146,8 +149,9 @@ class SessionService:
             now,
         )
         if login is None:
-            # Lost a race for this token (that is reuse), or the session ended meanwhile.
-            await self.db.rollback()
+            # Lost a race for this token (that is reuse), or the session ended meanwhile. The
+            # UPDATE matched nothing, so nothing is undone; this read sees the winner's write
+            # (PostgreSQL read committed; SQLite: this transaction holds the write lock).
             current = await repository.generation_of(self.db, state.session_id)
             if current is not None and current > state.generation:
                 await self._reused(state.session_id, state.user_id, now)
@@ -155,7 +159,7 @@ class SessionService:
         if claims is None:
             # Keeps reuse detection for the old-format token just rotated away.
             repository.record_rotated(self.db, presented_hash, login.id, now)
-        await self.db.commit()
+        await self.db.flush()
         logger.bind(user_id=str(login.user_id), session_id=str(login.id)).info(
             "refresh token rotated"
         )
@@ -169,14 +173,14 @@ class SessionService:
 
     async def _reused(self, session_id: uuid.UUID, user_id: uuid.UUID, now: datetime) -> None:
         ended = await repository.revoke(self.db, session_id, user_id, now)
-        await self.db.commit()
         logger.bind(user_id=str(user_id), session_id=str(session_id), session_ended=ended).warning(
             "refresh token reuse detected: session revoked"
         )
         if ended:
-            await self.runtime.publish(
-                SessionRevoked(user_id=user_id, session_id=session_id, reason="reuse")
+            publish_after_commit(
+                self.db, SessionRevoked(user_id=user_id, session_id=session_id, reason="reuse")
             )
+        # CommitsBeforeRaising: the request's unit of work keeps the revocation, then answers.
         raise RefreshTokenReused
 
     async def is_live(self, claims: AccessClaims) -> bool:
@@ -189,27 +193,25 @@ class SessionService:
 
     async def end(self, session_id: uuid.UUID, user_id: uuid.UUID, reason: str) -> bool:
         ended = await repository.revoke(self.db, session_id, user_id, utcnow())
-        await self.db.commit()
         if ended:
             logger.bind(user_id=str(user_id), session_id=str(session_id), reason=reason).info(
                 "login session revoked"
             )
-            await self.runtime.publish(
-                SessionRevoked(user_id=user_id, session_id=session_id, reason=reason)
+            publish_after_commit(
+                self.db, SessionRevoked(user_id=user_id, session_id=session_id, reason=reason)
             )
         return ended
 
     async def end_all(self, user_id: uuid.UUID, reason: str, keep: uuid.UUID | None = None) -> int:
         """End every live session of the user but `keep` (when given)."""
         count = await repository.revoke_all(self.db, user_id, utcnow(), keep)
-        await self.db.commit()
         logger.bind(user_id=str(user_id), sessions=count, reason=reason).info(
             "all login sessions revoked"
         )
         if count:
             # session_id None: every session of the user (but `keep`).
-            await self.runtime.publish(
-                SessionRevoked(user_id=user_id, session_id=None, reason=reason)
+            publish_after_commit(
+                self.db, SessionRevoked(user_id=user_id, session_id=None, reason=reason)
             )
         return count
 

@@ -25,12 +25,15 @@ def _is_email_clash(exc: IntegrityError) -> bool:
 
 
 class UserDatabase(SQLAlchemyUserDatabase[User, uuid.UUID]):
-    """fastapi-users' SQLAlchemy adapter, with one canonical form of every address.
+    """fastapi-users' SQLAlchemy adapter, with one canonical form of every address, that
+    flushes where the library commits: the request's unit of work (app/database.py) commits
+    once, so a password change and the end of the other sessions commit together or not at all.
 
     The lookup is an exact match on the canonical form (never the database's `lower()`), and
     what is written is canonical, so the unique index on `email` is the uniqueness of the
     address. Two registrations that race past the existence check meet that index: the loser's
     IntegrityError becomes fastapi-users' UserAlreadyExists (its standard 400), never a 500.
+    The write runs in a SAVEPOINT: the clash undoes that write only, the transaction goes on.
     """
 
     def __init__(self, session: AsyncSession) -> None:
@@ -42,24 +45,35 @@ class UserDatabase(SQLAlchemyUserDatabase[User, uuid.UUID]):
 
     async def create(self, create_dict: dict[str, Any]) -> User:
         create_dict = {**create_dict, "email": canonical_email(create_dict["email"])}
+        user = User(**create_dict)
         try:
-            return await super().create(create_dict)
+            async with self.session.begin_nested():
+                self.session.add(user)
         except IntegrityError as exc:
-            await self.session.rollback()
             if _is_email_clash(exc):
                 raise exceptions.UserAlreadyExists() from None
             raise
+        await self.session.refresh(user)
+        return user
 
     async def update(self, user: User, update_dict: dict[str, Any]) -> User:
         if "email" in update_dict:
             update_dict = {**update_dict, "email": canonical_email(update_dict["email"])}
         try:
-            return await super().update(user, update_dict)
+            async with self.session.begin_nested():
+                for key, value in update_dict.items():
+                    setattr(user, key, value)
+                self.session.add(user)
         except IntegrityError as exc:
-            await self.session.rollback()
             if _is_email_clash(exc):
                 raise exceptions.UserAlreadyExists() from None
             raise
+        await self.session.refresh(user)
+        return user
+
+    async def delete(self, user: User) -> None:
+        await self.session.delete(user)
+        await self.session.flush()
 
 
 async def update_if_unchanged(
@@ -67,7 +81,7 @@ async def update_if_unchanged(
 ) -> bool:
     """One conditional UPDATE: set `values` on the user's row only while each column in
     `expected` still holds the given value. Of racing callers exactly one wins (the WHERE is
-    re-checked at write time); the caller commits. Returns whether this one won."""
+    re-checked at write time); the request's unit of work commits. Returns whether this one won."""
     columns = USER_TABLE.c
     statement = (
         update(USER_TABLE)
@@ -95,9 +109,9 @@ async def update_email_unless(
         .execution_options(synchronize_session=False)
     )
     try:
-        result = cast(CursorResult[Any], await db.execute(statement))
+        async with db.begin_nested():  # a clash undoes this statement only
+            result = cast(CursorResult[Any], await db.execute(statement))
     except IntegrityError as exc:
-        await db.rollback()
         if _is_email_clash(exc):
             raise exceptions.UserAlreadyExists() from None
         raise

@@ -21,7 +21,7 @@ from fastapi_users import exceptions
 from pydantic import EmailStr
 
 from app.background import background_tasks
-from app.database import get_database
+from app.database import get_database, unit_of_work
 from app.net import client_address
 from modules.users.dependencies import RuntimeDep, UserManagerDep
 from modules.users.emails import canonical_email
@@ -43,8 +43,9 @@ RATE_LIMITED_RESPONSE = problem_examples(429, RateLimited)
 
 @asynccontextmanager
 async def _manager(request: Request, runtime: UsersRuntime) -> AsyncIterator[UserManager]:
-    """A manager with its own session: the request's session is closed once it has answered."""
-    async with get_database(request).sessionmaker() as session:
+    """A manager with its own unit of work (the request's has ended once it answered): it
+    commits at the job's end, or rolls back if the job fails."""
+    async with unit_of_work(get_database(request), runtime.events) as session:
         yield UserManager(
             UserDatabase(session),
             runtime,
