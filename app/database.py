@@ -139,21 +139,33 @@ async def unit_of_work(
             yield session
         except BaseException as exc:
             if isinstance(exc, CommitsBeforeRaising):
-                await session.commit()
+                await _commit(session)
                 await deliver_pending(session, events)
             else:
                 discard_pending(session)
                 await session.rollback()
             raise
-        await session.commit()
+        await _commit(session)
         await deliver_pending(session, events)
 
 
-async def get_session(
-    request: Request, database: Annotated[Database, Depends(get_database)]
-) -> AsyncIterator[AsyncSession]:
+async def _commit(session: AsyncSession) -> None:
+    try:
+        await session.commit()
+    except BaseException:
+        # A failed COMMIT (a deferred constraint) can leave the transaction open on the
+        # connection (SQLite does), and the pool would hand it, writes and all, to the next
+        # request: end it here. Nothing collected is published.
+        discard_pending(session)
+        await session.rollback()
+        raise
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    # Reads the app's database itself: a `def` dependency here would cost every request a
+    # thread-pool hop.
     events: EventHub | None = getattr(request.app.state, "events", None)
-    async with unit_of_work(database, events) as session:
+    async with unit_of_work(get_database(request), events) as session:
         yield session
 
 

@@ -383,7 +383,8 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
             await end_all_sessions_of(
                 self.user_db, self.runtime, user, reason="password changed", keep=caller_session
             )
-            publish_after_commit(self.db.session, UserPasswordChanged(user_id=user.id, how="changed"))
+            changed = UserPasswordChanged(user_id=user.id, how="changed")
+            publish_after_commit(self.db.session, changed)
         if update_dict.get("is_active") is False:
             await end_all_sessions_of(self.user_db, self.runtime, user, reason="deactivated")
 

@@ -109,9 +109,8 @@ class SessionService:
             logger.bind(
                 user_id=str(user.id), session_id=str(session_id), reason="session cap"
             ).info("login session revoked")
-            publish_after_commit(
-                self.db, SessionRevoked(user_id=user.id, session_id=session_id, reason="session cap")
-            )
+            ended = SessionRevoked(user_id=user.id, session_id=session_id, reason="session cap")
+            publish_after_commit(self.db, ended)
         return self._issue(login, refresh_token, now)
 
     async def refresh(self, refresh_token: str) -> IssuedTokens:
