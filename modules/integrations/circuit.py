@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from purgatory.domain.model import OpenedState
 from purgatory.service._async.circuitbreaker import AsyncCircuitBreaker
@@ -34,9 +34,6 @@ class CircuitState:
     state: StateName
     failures: int
     opened_at: str | None  # ISO 8601, UTC
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"state": self.state, "failures": self.failures, "opened_at": self.opened_at}
 
 
 class Circuit:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -42,7 +43,11 @@ def build_mailer(settings: IntegrationsSettings, environment: str) -> Mailer:
         return ConsoleMailer()
     if url.password:
         register_secret(url.password)
-    return SmtpMailer(url, settings.mail_from, settings.mail_timeout)
+    # Certificates and host names verified; MAIL_TLS_CA_FILE replaces the system's CAs.
+    tls_context = ssl.create_default_context(
+        cafile=str(settings.mail_tls_ca_file) if settings.mail_tls_ca_file else None
+    )
+    return SmtpMailer(url, settings.mail_from, settings.mail_timeout, tls_context)
 
 
 @asynccontextmanager
