@@ -19,11 +19,17 @@ class BackgroundTasks:
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[None]] = set()
+        self._periodic: set[asyncio.Task[None]] = set()
+        # Set once the one-off jobs have ended at shutdown: periodic jobs end their loop.
+        self.stopping = asyncio.Event()
 
-    def submit(self, name: str, job: Coroutine[Any, Any, None]) -> None:
+    def submit(self, name: str, job: Coroutine[Any, Any, None], *, periodic: bool = False) -> None:
+        """`periodic`: a loop that runs until `stopping` is set (e.g. the mail outbox's
+        drain); at shutdown it is stopped only after the one-off jobs have ended."""
         task = asyncio.get_running_loop().create_task(self._run(name, job))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        tasks = self._periodic if periodic else self._tasks
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     @staticmethod
     async def _run(name: str, job: Coroutine[Any, Any, None]) -> None:
@@ -34,13 +40,18 @@ class BackgroundTasks:
             logger.error("background job failed: {} ({})", name, type(exc).__name__)
 
     async def drain(self, grace_seconds: float = 5.0) -> None:
-        """Wait for every task, including those submitted meanwhile (a job that queues a
-        mail); past the grace period, cancel what is left: shutdown never hangs on them."""
+        """Wait for every one-off task, including those submitted meanwhile (a job that
+        queues a mail); then set `stopping` and wait for the periodic ones (the outbox sends
+        what those jobs queued, then ends). Past the grace period, cancel what is left:
+        shutdown never hangs on them."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace_seconds
         while self._tasks and (remaining := deadline - loop.time()) > 0:
             await asyncio.wait(set(self._tasks), timeout=remaining)
-        leftover = set(self._tasks)
+        self.stopping.set()
+        while self._periodic and (remaining := deadline - loop.time()) > 0:
+            await asyncio.wait(set(self._periodic), timeout=remaining)
+        leftover = self._tasks | self._periodic
         for task in leftover:
             task.cancel()
         if leftover:

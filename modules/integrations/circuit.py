@@ -63,6 +63,14 @@ class Circuit:
             else datetime.fromtimestamp(opened_at, UTC).isoformat(timespec="milliseconds"),
         )
 
+    async def open_for(self) -> float:
+        """Seconds until this circuit lets a call through (0 when closed or a trial is due):
+        lets a caller skip costly preparation (rendering a mail) that would be thrown away."""
+        context = (await self._breakers.get_breaker(self.name)).context
+        if context.state != "opened":
+            return 0.0
+        return self._retry_after(context.opened_at, context.ttl)
+
     async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
         breaker = await self._breakers.get_breaker(self.name)
         context = breaker.context

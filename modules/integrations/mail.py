@@ -1,7 +1,6 @@
-"""Mail delivery. Sending happens after the API has answered: it never blocks or changes it.
-
-Two backends: `ConsoleMailer` (development: prints, keeps an `outbox`) and `SmtpMailer`
-(aiosmtplib). Both run behind the `mail` circuit (see `BackgroundSender`).
+"""Mail delivery backends: `ConsoleMailer` (development: prints, keeps an `outbox`) and
+`SmtpMailer` (aiosmtplib). Both run behind the `mail` circuit, called by the outbox's drain
+(outbox.py), never by a request.
 """
 
 from __future__ import annotations
@@ -14,12 +13,8 @@ from email.message import EmailMessage
 from typing import Protocol
 
 import aiosmtplib
-from loguru import logger
 
-from app.background import BackgroundTasks
-from modules.integrations.circuit import Circuit
 from modules.integrations.exceptions import (
-    IntegrationError,
     UpstreamError,
     UpstreamRefusedError,
     UpstreamTimeoutError,
@@ -145,34 +140,3 @@ def relay_failure(exc: Exception) -> UpstreamError:
     if isinstance(cause, ssl.SSLError):  # e.g. an untrusted certificate, wrapped
         reason = f"{reason}: {type(cause).__name__}"
     return UpstreamError(CIRCUIT, f"delivery failed: {reason}")
-
-
-class BackgroundSender:
-    """Delivers each mail as an app background task (app/background.py), behind the mail
-    circuit: the API's answer never waits for, or depends on, the delivery."""
-
-    def __init__(self, mailer: Mailer, circuit: Circuit, tasks: BackgroundTasks) -> None:
-        self.mailer = mailer
-        self.circuit = circuit
-        self.tasks = tasks
-
-    def submit(self, message: MailMessage) -> None:
-        self.tasks.submit("mail", self._deliver(message))
-
-    async def _deliver(self, message: MailMessage) -> None:
-        async def send() -> None:
-            await self.mailer.send(message)
-
-        try:
-            await self.circuit.call(send)
-        except IntegrationError as exc:
-            # The recipient's address is personal data: log the subject, not who.
-            logger.bind(circuit=self.circuit.name).warning(
-                "mail delivery failed: {} ({}: {})", message.subject, type(exc).__name__, exc
-            )
-        except Exception as exc:
-            logger.bind(circuit=self.circuit.name).warning(
-                "mail delivery failed: {} ({})", message.subject, type(exc).__name__
-            )
-        else:
-            logger.info("mail sent: {}", message.subject)

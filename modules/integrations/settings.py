@@ -21,6 +21,12 @@ class IntegrationsSettings(BaseSettings):
     mail_timeout: float = Field(default=10, gt=0, description="seconds per SMTP session")
     # PEM file of the CA(s) that signed the relay's certificate; replaces the system's CAs.
     mail_tls_ca_file: FilePath | None = None
+    # The outbox (outbox.py): mail that cannot go now waits in the database and is retried.
+    mail_queue_max: int = Field(default=10_000, ge=1, description="mails waiting, at most")
+    mail_max_attempts: int = Field(default=8, ge=1, description="deliveries tried per mail")
+    mail_retry_base: float = Field(default=30, gt=0, description="seconds; doubles per attempt")
+    mail_retry_max: float = Field(default=3600, gt=0, description="seconds between attempts")
+    mail_outbox_poll: float = Field(default=10, gt=0, description="seconds between looks")
     pwned_passwords_url: str | None = None
     pwned_passwords_timeout: float = Field(default=2, gt=0, description="seconds")
     # Validated here: purgatory silently turns a threshold or ttl of 0 into its default.

@@ -7,7 +7,8 @@ verify runs in a small dedicated thread pool whose threads lower their own sched
 loop thread keeps its CPU share even when the hashes saturate every core.
 
 `OffLoopHashingManager` re-implements fastapi-users' hashing methods (`create`, `authenticate`,
-`forgot_password`, `reset_password`, `_update`) with the same logic, awaiting the pool.
+`reset_password`, `_update`, and `forgot_password`'s token as `reset_token`) with the same
+logic, awaiting the pool.
 """
 
 from __future__ import annotations
@@ -243,22 +244,20 @@ class OffLoopHashingManager(BaseUserManager[models.UP, models.ID]):
         check = await self.check_credentials(credentials)
         return check.user if check.password_matches else None
 
-    async def forgot_password(self, user: models.UP, request: Request | None = None) -> None:
-        if not user.is_active:
-            raise exceptions.UserInactive()
-
+    async def reset_token(self, user: models.UP) -> str:
+        """fastapi-users' `forgot_password` token, minted with the hash off the loop. The
+        manager queues the mail instead; its renderer mints the token when the mail is sent."""
         token_data = {
             "sub": str(user.id),
             # A hash of the stored hash: the token dies when the password changes.
             "password_fgpt": await self.hasher.hash(user.hashed_password),
             "aud": self.reset_password_token_audience,
         }
-        token = generate_jwt(
+        return generate_jwt(
             token_data,
             self.reset_password_token_secret,
             self.reset_password_token_lifetime_seconds,
         )
-        await self.on_after_forgot_password(user, token, request)
 
     async def reset_password(
         self, token: str, password: str, request: Request | None = None

@@ -14,15 +14,21 @@ from fastapi import FastAPI, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from fastapi_users import UUIDIDMixin, exceptions, schemas
 from fastapi_users.db import BaseUserDatabase
+from fastapi_users.jwt import generate_jwt
+from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
 from loguru import logger
 
 from app.net import client_address
-from modules.integrations import MailMessage, is_password_breached, send_mail_later
+from modules.integrations import MailMessage, is_password_breached, queue_mail
 from modules.users.exceptions import RateLimited
 from modules.users.hashing import OffLoopHashingManager
 from modules.users.models import User
 from modules.users.runtime import UsersRuntime
 from modules.users.sessions_service import end_all_sessions_of
+
+# Mail kinds of this module (rendered by mails.py when the outbox sends them).
+RESET_PASSWORD_MAIL = "users.reset_password"  # noqa: S105 - a mail kind, not a secret
+VERIFY_EMAIL_MAIL = "users.verify_email"
 
 
 class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
@@ -86,44 +92,63 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
     async def on_after_register(self, user: User, request: Request | None = None) -> None:
         logger.bind(user_id=str(user.id)).info("user registered")
 
-    async def on_after_request_verify(
-        self, user: User, token: str, request: Request | None = None
-    ) -> None:
+    async def forgot_password(self, user: User, request: Request | None = None) -> None:
+        """Queues the reset mail as (kind, user id) in this manager's transaction: its token
+        is minted when it is sent (`reset_mail`), so no token is ever stored."""
+        if not user.is_active:
+            raise exceptions.UserInactive()
+        await self._queue_mail(RESET_PASSWORD_MAIL, user)
+        logger.bind(user_id=str(user.id)).info("password reset requested")
+
+    async def request_verify(self, user: User, request: Request | None = None) -> None:
+        """Like `forgot_password`: the verification mail is queued, its token minted later."""
+        if not user.is_active:
+            raise exceptions.UserInactive()
+        if user.is_verified:
+            raise exceptions.UserAlreadyVerified()
+        await self._queue_mail(VERIFY_EMAIL_MAIL, user)
         logger.bind(user_id=str(user.id)).info("verification requested")
-        if request is not None:
-            send_mail_later(
-                request.app,
-                MailMessage(
-                    to=user.email,
-                    subject="Confirm your email address",
-                    body=(
-                        "Confirm your address by sending this token to POST /auth/verify:\n"
-                        f"{self._link('/auth/verify', token)}\n"
-                    ),
-                ),
-            )
+
+    async def _queue_mail(self, kind: str, user: User) -> None:
+        if self.app is None or not isinstance(self.user_db, SQLAlchemyUserDatabase):
+            raise RuntimeError("mail needs the app and a database session")
+        await queue_mail(self.app, self.user_db.session, kind, str(user.id))
+
+    async def reset_mail(self, user: User) -> MailMessage:
+        """Rendered when the outbox sends it: the token is minted now."""
+        token = await self.reset_token(user)
+        return MailMessage(
+            to=user.email,
+            subject="Reset your password",
+            body=(
+                "Reset your password by sending this token and a new password "
+                "to POST /auth/reset-password:\n"
+                f"{self._link('/auth/reset-password', token)}\n"
+                "If you did not ask for this, ignore this mail.\n"
+            ),
+        )
+
+    async def verify_mail(self, user: User) -> MailMessage:
+        """Rendered when the outbox sends it: the token (fastapi-users' own) is minted now."""
+        token_data = {
+            "sub": str(user.id),
+            "email": user.email,
+            "aud": self.verification_token_audience,
+        }
+        token = generate_jwt(
+            token_data, self.verification_token_secret, self.verification_token_lifetime_seconds
+        )
+        return MailMessage(
+            to=user.email,
+            subject="Confirm your email address",
+            body=(
+                "Confirm your address by sending this token to POST /auth/verify:\n"
+                f"{self._link('/auth/verify', token)}\n"
+            ),
+        )
 
     async def on_after_verify(self, user: User, request: Request | None = None) -> None:
         logger.bind(user_id=str(user.id)).info("user verified")
-
-    async def on_after_forgot_password(
-        self, user: User, token: str, request: Request | None = None
-    ) -> None:
-        logger.bind(user_id=str(user.id)).info("password reset requested")
-        if request is not None:
-            send_mail_later(
-                request.app,
-                MailMessage(
-                    to=user.email,
-                    subject="Reset your password",
-                    body=(
-                        "Reset your password by sending this token and a new password "
-                        "to POST /auth/reset-password:\n"
-                        f"{self._link('/auth/reset-password', token)}\n"
-                        "If you did not ask for this, ignore this mail.\n"
-                    ),
-                ),
-            )
 
     async def on_after_reset_password(self, user: User, request: Request | None = None) -> None:
         logger.bind(user_id=str(user.id)).info("password reset")

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from fastapi import Request
+from fastapi import FastAPI, Request
 
 from app.logging import register_secret
 from app.module import ModuleContext
@@ -68,6 +68,10 @@ async def lifespan(context: ModuleContext) -> AsyncIterator[None]:
         yield
 
 
-def get_runtime(request: Request) -> UsersRuntime:
-    runtime: UsersRuntime = request.app.state.users
+def get_app_runtime(app: FastAPI) -> UsersRuntime:
+    runtime: UsersRuntime = app.state.users
     return runtime
+
+
+def get_runtime(request: Request) -> UsersRuntime:
+    return get_app_runtime(request.app)

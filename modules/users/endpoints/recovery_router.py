@@ -3,8 +3,8 @@ body and the same time whether or not the account exists (ASVS 6.3.8).
 
 They replace fastapi-users' two routes of the same name and body. The answer waits only for
 the rate limit (per email and per client address, known account or not); the account lookup,
-the reset token's fingerprint hash (~100 ms of argon2) and the mail happen after it, in a job
-with its own database session.
+queueing of the mail happen after it, in a job with its own database session; the mail (and
+its token) is built when the outbox sends it (modules/integrations/outbox.py).
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ RATE_LIMITED_RESPONSE = problem_examples(429, RateLimited)
 
 @asynccontextmanager
 async def _manager(request: Request, runtime: UsersRuntime) -> AsyncIterator[UserManager]:
-    """A manager with its own session: the request's session is closed once it has answered."""
+    """A manager with its own session: the request's session is closed once it has answered.
+    Committed at the end: the job's edge (the mail it queued)."""
     async with get_database(request).sessionmaker() as session:
         yield UserManager(
             SQLAlchemyUserDatabase[User, uuid.UUID](session, User),
@@ -44,6 +45,7 @@ async def _manager(request: Request, runtime: UsersRuntime) -> AsyncIterator[Use
             app=request.app,
             request=request,
         )
+        await session.commit()
 
 
 async def _send_reset_mail(request: Request, runtime: UsersRuntime, email: str) -> None:

@@ -104,6 +104,8 @@ async def test_a_relay_whose_certificate_is_not_trusted_gets_nothing(
             mail_url=smtp_url(controller),
             mail_tls_ca_file=ca_file,  # type: ignore[arg-type]
             breaker_threshold=50,
+            mail_retry_base=0.1,  # the mail waiting from the first round is retried soon
+            mail_retry_max=0.2,
         )
         app = create_app(settings, module_settings={"integrations": integrations})
         logs = LogCapture()
