@@ -7,7 +7,7 @@ mail requested just before shutdown still finds its database and its mailer open
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from fastapi import FastAPI
@@ -19,17 +19,17 @@ class BackgroundTasks:
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[None]] = set()
-        self._periodic: set[asyncio.Task[None]] = set()
-        # Set once the one-off jobs have ended at shutdown: periodic jobs end their loop.
-        self.stopping = asyncio.Event()
+        self._flushers: list[tuple[str, Callable[[], Awaitable[None]]]] = []
 
-    def submit(self, name: str, job: Coroutine[Any, Any, None], *, periodic: bool = False) -> None:
-        """`periodic`: a loop that runs until `stopping` is set (e.g. the mail outbox's
-        drain); at shutdown it is stopped only after the one-off jobs have ended."""
+    def on_drain(self, name: str, flush: Callable[[], Awaitable[None]]) -> None:
+        """Run `flush` at each drain, once the tasks have ended: e.g. the mail outbox sends
+        what they queued (a reset asked for just before shutdown still goes out)."""
+        self._flushers.append((name, flush))
+
+    def submit(self, name: str, job: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(self._run(name, job))
-        tasks = self._periodic if periodic else self._tasks
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     @staticmethod
     async def _run(name: str, job: Coroutine[Any, Any, None]) -> None:
@@ -40,18 +40,21 @@ class BackgroundTasks:
             logger.error("background job failed: {} ({})", name, type(exc).__name__)
 
     async def drain(self, grace_seconds: float = 5.0) -> None:
-        """Wait for every one-off task, including those submitted meanwhile (a job that
-        queues a mail); then set `stopping` and wait for the periodic ones (the outbox sends
-        what those jobs queued, then ends). Past the grace period, cancel what is left:
-        shutdown never hangs on them."""
+        """Wait for every task, including those submitted meanwhile (a job that queues a
+        mail), then run the flushers; past the grace period, cancel what is left: shutdown
+        never hangs on them."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace_seconds
         while self._tasks and (remaining := deadline - loop.time()) > 0:
             await asyncio.wait(set(self._tasks), timeout=remaining)
-        self.stopping.set()
-        while self._periodic and (remaining := deadline - loop.time()) > 0:
-            await asyncio.wait(set(self._periodic), timeout=remaining)
-        leftover = self._tasks | self._periodic
+        for name, flush in self._flushers:
+            if (remaining := deadline - loop.time()) <= 0:
+                break
+            try:
+                await asyncio.wait_for(flush(), remaining)
+            except Exception as exc:  # TimeoutError included: shutdown never hangs on it
+                logger.warning("background flush cut short: {} ({})", name, type(exc).__name__)
+        leftover = set(self._tasks)
         for task in leftover:
             task.cancel()
         if leftover:

@@ -7,8 +7,10 @@ transaction, and registers a renderer per kind (`register_mail_renderer`) that b
 mail when it is sent, minting its token then: no token is ever at rest, and a token's
 lifetime starts when its mail leaves.
 
-A drain (`MailOutbox.run`, one of the app's background tasks) sends what is due: at once
-when a queueing transaction commits, otherwise every MAIL_OUTBOX_POLL seconds. Each mail:
+A drain (a task the integrations module starts and stops) sends what is due: at once when a
+queueing transaction commits, otherwise every MAIL_OUTBOX_POLL seconds; the app's background
+drain (app/background.py) flushes it too, so at shutdown what the last jobs queued goes out
+before the modules close. Each mail:
 - sent: deleted (`mail sent: <kind>`);
 - refused by the relay for good (recipient unknown, address it cannot take): deleted, logged
   as a WARNING (`mail refused, not retried`): retrying would change nothing;
@@ -90,6 +92,8 @@ class MailOutbox:
         self.renderers = renderers
         self.lease = timedelta(seconds=max(60.0, 3 * settings.mail_timeout))
         self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
 
     # Queueing (the caller's transaction) ---------------------------------------------------
 
@@ -114,20 +118,37 @@ class MailOutbox:
 
     # The drain (a background task) ---------------------------------------------------------
 
-    async def run(self, stopping: asyncio.Event) -> None:
-        """Drain until `stopping` is set (shutdown, once the one-off jobs that may queue mail
-        have ended); then one last pass sends what is due, and the loop ends. What the app's
-        grace period cuts short keeps its lease and is sent after the next start."""
-        while True:
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(self._stopping))
+
+    async def stop(self) -> None:
+        """End the loop (at the module's shutdown, after the app's drain has flushed the
+        outbox): the mail being sent is finished first, within MAIL_TIMEOUT; past that it is
+        cancelled and keeps its lease, to be sent after the next start."""
+        if self._task is None:
+            return
+        self._stopping.set()
+        done, _ = await asyncio.wait({self._task}, timeout=self.settings.mail_timeout + 1)
+        if not done:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._task = None
+
+    async def flush(self) -> None:
+        """Send what is due now (the app's drain: before shutdown, or a test waiting for
+        its background work). Runs beside the loop: claims keep them from sending one mail
+        twice."""
+        while await self.drain_once() == 0.0:
+            pass
+
+    async def _run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
             self._wake.clear()
-            last = stopping.is_set()
             try:
                 wait = await self.drain_once()
             except Exception as exc:  # e.g. the database is down: look again later
                 logger.warning("mail outbox: drain failed ({})", type(exc).__name__)
                 wait = self.settings.mail_outbox_poll
-            if last:
-                return
             await self._sleep(wait, stopping)
 
     async def _sleep(self, seconds: float, stopping: asyncio.Event) -> None:

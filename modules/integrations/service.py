@@ -79,10 +79,11 @@ async def lifespan(context: ModuleContext) -> AsyncIterator[None]:
         context.app.state.integrations = Integrations(
             settings=settings, breakers=breakers, mail=outbox, pwned=pwned_passwords
         )
-        # Ends at shutdown, after the one-off jobs (which may queue mail) and a last pass,
-        # before any module closes; what is left waits in the database for the next start.
-        tasks = background_tasks(context.app)
-        tasks.submit("mail outbox", outbox.run(tasks.stopping), periodic=True)
+        # The app's drain (at shutdown, before any module closes) sends what its jobs queued;
+        # what is left waits in the database for the next start.
+        background_tasks(context.app).on_drain("mail outbox", outbox.flush)
+        outbox.start()
+        stack.push_async_callback(outbox.stop)
         yield
 
 
