@@ -56,6 +56,7 @@ MailRenderer = Callable[[str, Mapping[str, str]], Awaitable[MailMessage | None]]
 
 BATCH = 50  # mails claimed per look
 MIN_WAIT_SECONDS = 0.05
+STARTUP_WAIT_SECONDS = 1.0
 MIN_CIRCUIT_WAIT_SECONDS = 0.2  # another call is the half-open trial: look again soon
 
 
@@ -142,6 +143,9 @@ class MailOutbox:
             pass
 
     async def _run(self, stopping: asyncio.Event) -> None:
+        # The first look waits for the app to have started (the modules that register
+        # renderers start after this one) or for a queued mail's commit, whichever is first.
+        await self._sleep(min(STARTUP_WAIT_SECONDS, self.settings.mail_outbox_poll), stopping)
         while not stopping.is_set():
             self._wake.clear()
             try:

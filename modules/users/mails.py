@@ -30,6 +30,7 @@ from modules.users.manager import (
 )
 from modules.users.models import User
 from modules.users.runtime import UsersRuntime
+from modules.users.settings import UsersSettings
 from modules.users.users_repository import UserDatabase
 
 Build = Callable[[UserManager, User, Mapping[str, str]], MailMessage | None]
@@ -87,7 +88,7 @@ def register_mails(app: FastAPI, runtime: UsersRuntime) -> None:
 
 
 @asynccontextmanager
-async def lifespan(context: ModuleContext) -> AsyncIterator[None]:
+async def lifespan(context: ModuleContext[UsersSettings]) -> AsyncIterator[None]:
     """The users module's lifespan: its runtime, then its mail renderers."""
     async with users_runtime.lifespan(context):
         register_mails(context.app, users_runtime.get_app_runtime(context.app))
