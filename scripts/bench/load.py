@@ -82,6 +82,7 @@ def run(
     return parse(answer.stdout)
 
 
+WARMUP_LIMIT_SECONDS = 30.0
 # A request of the closed loop: (method, path, body, headers), made from (connection, n).
 MakeRequest = Callable[[int, int], tuple[str, str, bytes, dict[str, str]]]
 
@@ -97,11 +98,12 @@ def closed_loop(
     """Python threads, one keep-alive connection each, one request after another, for the
     slow (hash-bound) requests: a few per second, so the client is nowhere near a bottleneck
     (its CPU share is recorded in `client_cpu`). Unlike wrk, it counts only what completes in
-    a window that opens after `warmup`: at a few requests per second a latency of seconds would
-    otherwise leave a large share of a short run uncounted in flight."""
+    a window that opens once the queue is full (see below): at a few requests per second a
+    latency of seconds would otherwise leave a large share of a short run uncounted."""
     stop = threading.Event()
     lock = threading.Lock()
     done: list[tuple[float, float, bool]] = []  # (completed at, latency, succeeded)
+    answered: set[int] = set()  # connections that have had an answer
 
     def worker(connection: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -123,6 +125,7 @@ def closed_loop(
                 end = time.perf_counter()
                 with lock:
                     done.append((end, end - start, ok))
+                    answered.add(connection)
         finally:
             conn.close()
 
@@ -132,7 +135,12 @@ def closed_loop(
     for thread in threads:
         thread.start()
     try:
+        # The window opens when every connection has had an answer (a loop that hashes inline
+        # answers a burst all at once, at the end), and not before `warmup`.
         time.sleep(warmup)
+        deadline = time.perf_counter() + WARMUP_LIMIT_SECONDS
+        while len(answered) < connections and time.perf_counter() < deadline:
+            time.sleep(0.05)
         opened, cpu_before = time.perf_counter(), time.process_time()
         time.sleep(seconds)
         closed, cpu = time.perf_counter(), time.process_time() - cpu_before
