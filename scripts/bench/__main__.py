@@ -206,9 +206,10 @@ def measure_database(
             stack.callback(servers[target].stop)
             say(f"{label}: {target} listening on 127.0.0.1:{servers[target].port}")
         emails = {t: register_accounts(servers[t].port, ACCOUNTS) for t in (PEER, GATEHOUSE)}
-        tokens = {t: login(servers[t].port, emails[t][0])["access_token"] for t in emails}
         run_id = secrets.token_hex(4)
         for round_number in range(1, plan.rounds + 1):
+            # A fresh access token each round: a slow host must not outlast ACCESS_TOKEN_TTL.
+            tokens = {t: login(servers[t].port, emails[t][0])["access_token"] for t in emails}
             for scenario, _, who in SCENARIOS:
                 for target in who:
                     port = servers[target].port
