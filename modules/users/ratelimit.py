@@ -23,6 +23,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from loguru import logger
 from redis.asyncio import ConnectionPool
 
+from modules.users.emails import canonical_email
 from modules.users.exceptions import RateLimited
 
 KEY_PREFIX = "gatehouse"
@@ -32,9 +33,10 @@ _WARNING_INTERVAL_SECONDS = 60.0
 
 
 def _key(value: str) -> str:
-    # Case-folded (emails match case-insensitively), hashed: bounded key size, and the
-    # storage (Redis) never holds an email address.
-    return hashlib.sha256(value.casefold().encode()).hexdigest()[:32]
+    # The canonical address (the form the account lookup uses, so each spelling that reaches
+    # one account counts in one bucket), hashed: bounded key size, and the storage (Redis)
+    # never holds an email address.
+    return hashlib.sha256(canonical_email(value).encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,12 @@ class UsersSettings(BaseSettings):
     refresh_token_ttl: int = Field(
         default=2_592_000, gt=0, description="absolute lifetime of a login session, seconds"
     )
+    # Live sessions a user may hold; a login past it ends the oldest (by login time).
+    max_sessions_per_user: int = Field(default=100, ge=1, le=10_000)
     reset_token_ttl: int = Field(default=3600, gt=0, description="seconds")
     verify_token_ttl: int = Field(default=86_400, gt=0, description="seconds")
+    # How long the "undo" link mailed to the old address after an email change works.
+    email_undo_ttl: int = Field(default=604_800, gt=0, description="seconds")
     login_max_failures: int = Field(default=5, gt=0)
     login_failure_window: int = Field(default=900, gt=0, description="seconds")
     password_min_length: int = Field(default=8, ge=8, le=128)

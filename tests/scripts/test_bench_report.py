@@ -72,8 +72,8 @@ def test_percentile_is_the_nearest_rank() -> None:
 
 def sample_results() -> Results:
     results = Results(hash_bound=10.0)
-    for rate in (1000, 1100, 900):
-        results.add(CEILING, "health", rounds_at(rate)[0])
+    for ceiling in (1000.0, 1100.0, 900.0):
+        results.add(CEILING, "health", rounds_at(ceiling)[0])
     for target, scenario, rates in [
         (PEER, "health", (800, 820, 780)),
         (GATEHOUSE, "health", (900, 850, 950)),
