@@ -1,7 +1,7 @@
 """users: a refresh generation per login session (no row per rotation)
 
-Revision ID: users_0003
-Revises: users_0002
+Revision ID: users_0004
+Revises: users_0003
 Create Date: 2026-11-29
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "users_0003"
-down_revision: str | None = "users_0002"
+revision: str = "users_0004"
+down_revision: str | None = "users_0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
