@@ -120,6 +120,8 @@ def _ms(value: float) -> str:
 
 
 def _times(value: float | None) -> str:
+    if value is not None and value < 0.01:
+        return "<0.01×"  # noqa: RUF001 - the times sign, on purpose
     return "—" if value is None else f"{value:.2f}×"  # noqa: RUF001 - the times sign, on purpose
 
 
