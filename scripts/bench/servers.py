@@ -148,7 +148,7 @@ def start_peer(workdir: Path, database_url: str, argon2: str, workers: int = 1) 
 def gatehouse_env(
     workdir: Path, port: int, mail_url: str, database_url: str, extra: dict[str, str]
 ) -> dict[str, str]:
-    """Production settings, as a user runs Gatehouse: a strong key, PUBLIC_URL, real SMTP."""
+    """Production settings, as a user runs Gatehouse: a strong key, a public PUBLIC_URL, SMTP."""
     return {
         **_clean_environ(),
         "ENVIRONMENT": "production",
@@ -156,7 +156,9 @@ def gatehouse_env(
         "DATABASE_URL": database_url,
         "DATA_DIR": str(workdir / "data"),
         "MAIL_URL": mail_url,
-        "PUBLIC_URL": f"http://127.0.0.1:{port}",
+        # Production refuses a loopback PUBLIC_URL (mailed links would point at the reader's
+        # own machine); the benchmark never follows a mailed link.
+        "PUBLIC_URL": "https://gatehouse.bench.example",
         **extra,
     }
 
