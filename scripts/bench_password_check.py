@@ -32,7 +32,6 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 from zxcvbn import zxcvbn  # noqa: E402
 
-from modules.users import strength  # noqa: E402
 from scripts.bench.report import percentile  # noqa: E402
 from scripts.bench.servers import MailSink, request  # noqa: E402
 from scripts.bench_auth import start_server  # noqa: E402
@@ -59,6 +58,8 @@ def best_of(runs: int, function: object, *args: object, **kwargs: object) -> flo
 
 
 def check_costs(whole: bool) -> None:
+    from modules.users import strength
+
     strength.bounded_zxcvbn("warm-up", [])
     print(
         "| input (length) | bounded, as the app runs it | zxcvbn, first 64 (old code) |"
@@ -146,10 +147,14 @@ def main() -> None:
     parser.add_argument("--logins", type=int, default=20)
     parser.add_argument("--whole", action="store_true", help="also zxcvbn on all 128 characters")
     parser.add_argument("--skip-server", action="store_true")
+    # For a before/after: check out the old passwords.py and runtime.py, then run the second
+    # part alone (the first needs strength.py).
+    parser.add_argument("--skip-costs", action="store_true")
     args = parser.parse_args()
     print(f"host load average before: {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores\n")
-    check_costs(args.whole)
-    print()
+    if not args.skip_costs:
+        check_costs(args.whole)
+        print()
     if not args.skip_server:
         print("| measure | login latency |\n|---|---|")
         logins_under_attack(args.logins)
