@@ -17,7 +17,7 @@ from modules.integrations.mail import MailMessage
 from modules.integrations.service import is_password_breached, lifespan, send_mail_later
 from modules.integrations.settings import IntegrationsSettings
 
-module = Module(
+module = Module[IntegrationsSettings](
     name="integrations",
     settings_class=IntegrationsSettings,
     lifespan=lifespan,
