@@ -23,6 +23,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from loguru import logger
 from redis.asyncio import ConnectionPool
 
+from app.net import limit_key
 from modules.users.exceptions import RateLimited
 
 KEY_PREFIX = "gatehouse"
@@ -89,7 +90,7 @@ class AuthLimiter:
     def _limits(self, namespace: str, name: str, address: str | None) -> list[_Limit]:
         limits = [_Limit("user", namespace, self.per_user, _key(name))]
         if address:
-            limits.append(_Limit("address", namespace, self.per_address, address))
+            limits.append(_Limit("address", namespace, self.per_address, limit_key(address)))
         return limits
 
     # Logins ------------------------------------------------------------------------------
