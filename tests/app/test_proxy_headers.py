@@ -8,6 +8,7 @@ recorded (and rate limited) as 127.0.0.1.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -29,7 +30,8 @@ UVICORN = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1
 
 def _launch(how: str, port: int) -> list[str]:
     return {
-        "make run": ["make", "--no-print-directory", "run"],
+        # -o: the .venv is there already (the stamp may look older than the lock in a copy).
+        "make run": ["make", "--no-print-directory", "-o", ".venv/.installed", "run"],
         "python -m app serve": [sys.executable, "-m", "app", "serve", "--port", str(port)],
         # The README's bare-uvicorn command.
         "uvicorn --no-proxy-headers": [*UVICORN, "--port", str(port), "--no-proxy-headers"],
@@ -67,7 +69,8 @@ def _started(tmp_path: Path, how: str) -> Iterator[str]:
             time.sleep(0.1)
         yield base
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # it may have exited on its own
+            os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=15)
 
 
