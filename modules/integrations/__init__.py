@@ -1,7 +1,7 @@
 """Integrations: every call that leaves the process, each behind its own circuit breaker.
 
 Public surface (what other modules may import): `MailMessage`, `send_mail_later`,
-`is_password_breached`, and the errors an upstream call may raise.
+`is_password_breached`, `call_redis`, and the errors an upstream call may raise.
 """
 
 from app.module import Module
@@ -14,7 +14,12 @@ from modules.integrations.exceptions import (
 )
 from modules.integrations.health import circuits_check
 from modules.integrations.mail import MailMessage
-from modules.integrations.service import is_password_breached, lifespan, send_mail_later
+from modules.integrations.service import (
+    call_redis,
+    is_password_breached,
+    lifespan,
+    send_mail_later,
+)
 from modules.integrations.settings import IntegrationsSettings
 
 module = Module(
@@ -31,6 +36,7 @@ __all__ = [
     "UpstreamError",
     "UpstreamRefusedError",
     "UpstreamTimeoutError",
+    "call_redis",
     "is_password_breached",
     "module",
     "send_mail_later",

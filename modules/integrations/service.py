@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 from fastapi import FastAPI
 from loguru import logger
+from redis.exceptions import RedisError
 
 from app.background import background_tasks
 from app.logging import register_secret
 from app.module import ModuleContext
 from modules.integrations import mail, pwned
+from modules.integrations import redis_calls as redis_calls_module
 from modules.integrations.breakers import Breakers
-from modules.integrations.exceptions import IntegrationError
+from modules.integrations.exceptions import IntegrationError, UpstreamError, UpstreamTimeoutError
 from modules.integrations.http import UpstreamClient
 from modules.integrations.mail import (
     BackgroundSender,
@@ -24,6 +28,7 @@ from modules.integrations.mail import (
     SmtpMailer,
 )
 from modules.integrations.pwned import PwnedPasswords
+from modules.integrations.redis_calls import RedisCalls
 from modules.integrations.settings import IntegrationsSettings, check_mail_allowed
 
 
@@ -33,6 +38,7 @@ class Integrations:
     breakers: Breakers
     mail: BackgroundSender
     pwned: PwnedPasswords | None
+    redis: RedisCalls | None
 
 
 def build_mailer(settings: IntegrationsSettings, environment: str) -> Mailer:
@@ -70,9 +76,18 @@ async def lifespan(context: ModuleContext) -> AsyncIterator[None]:
         sender = BackgroundSender(
             mailer, breakers.circuit(mail.CIRCUIT), background_tasks(context.app)
         )
+        redis_calls = None
+        if context.core.redis_url:
+            redis_calls = RedisCalls(
+                breakers.local_circuit(redis_calls_module.CIRCUIT), settings.redis_timeout
+            )
         await breakers.start()
         context.app.state.integrations = Integrations(
-            settings=settings, breakers=breakers, mail=sender, pwned=pwned_passwords
+            settings=settings,
+            breakers=breakers,
+            mail=sender,
+            pwned=pwned_passwords,
+            redis=redis_calls,
         )
         yield
 
@@ -105,3 +120,26 @@ async def is_password_breached(app: FastAPI, password: str) -> bool | None:
             "breached-password check skipped: {} ({})", type(exc).__name__, exc
         )
         return None
+
+
+T = TypeVar("T")
+
+# Without the integrations module (or before its lifespan ran): the same timeout, no circuit.
+DEFAULT_REDIS_TIMEOUT = 0.25
+
+
+async def call_redis(app: FastAPI | None, operation: Callable[[], Awaitable[T]]) -> T:
+    """Run a Redis operation of another module behind the `redis` circuit, with REDIS_TIMEOUT.
+
+    Raises an `IntegrationError` when Redis is unreachable, slow or its circuit is open: the
+    caller decides what to do without Redis (the rate limits fall back to process memory).
+    """
+    integrations: Integrations | None = getattr(app.state, "integrations", None) if app else None
+    if integrations is not None and integrations.redis is not None:
+        return await integrations.redis.run(operation)
+    try:
+        return await asyncio.wait_for(operation(), DEFAULT_REDIS_TIMEOUT)
+    except TimeoutError:
+        raise UpstreamTimeoutError(redis_calls_module.CIRCUIT, "no answer in time") from None
+    except (RedisError, OSError) as exc:
+        raise UpstreamError(redis_calls_module.CIRCUIT, type(exc).__name__) from None

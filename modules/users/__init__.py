@@ -9,6 +9,7 @@ from app.auth import authenticated
 from app.module import Module
 from modules.users.commands import create_superuser
 from modules.users.dependencies import CurrentUser, Superuser, current_active_user
+from modules.users.health import limiter_check
 from modules.users.models import User
 from modules.users.router import routers
 from modules.users.runtime import lifespan
@@ -19,6 +20,7 @@ module = Module(
     routers=routers,
     settings_class=UsersSettings,
     lifespan=lifespan,
+    readiness_checks={"limiter": limiter_check},
     migrations=Path(__file__).parent / "migrations",
     dependency_overrides={authenticated: current_active_user},
     commands={"create-superuser": create_superuser},

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from fastapi import Request
+from fastapi import FastAPI, Request
 
 from app.logging import register_secret
 from app.module import ModuleContext
@@ -28,18 +28,18 @@ class UsersRuntime:
 
 
 @asynccontextmanager
-async def open_runtime(core: CoreSettings, settings: UsersSettings) -> AsyncIterator[UsersRuntime]:
+async def open_runtime(
+    core: CoreSettings, settings: UsersSettings, app: FastAPI | None = None
+) -> AsyncIterator[UsersRuntime]:
     """Open the hashing pool and the rate limiter; close them at exit.
-    Used by the lifespan and by the create-superuser command."""
+    Used by the lifespan and by the create-superuser command (no app: no Redis circuit)."""
     secret = core.signing_key
     register_secret(secret)
     hasher = PasswordHasher(
         workers=settings.password_hash_workers or None,
         nice_increment=settings.password_hash_nice,
     )
-    limiter = AuthLimiter.open(
-        core.redis_url, settings.login_max_failures, settings.login_failure_window
-    )
+    limiter = AuthLimiter.open(core.redis_url, settings, app)
     try:
         yield UsersRuntime(
             settings=settings,
@@ -63,7 +63,7 @@ async def open_runtime(core: CoreSettings, settings: UsersSettings) -> AsyncIter
 async def lifespan(context: ModuleContext) -> AsyncIterator[None]:
     settings = context.settings
     assert isinstance(settings, UsersSettings)
-    async with open_runtime(context.core, settings) as runtime:
+    async with open_runtime(context.core, settings, context.app) as runtime:
         context.app.state.users = runtime
         yield
 
