@@ -62,6 +62,8 @@ class SessionTokenStrategy(Strategy[User, uuid.UUID]):
             # The caller's session, for hooks that must tell it apart (a password change ends
             # the user's other sessions, not the one it was made from).
             self.request.state.session_id = claims.session_id
+            # And the caller: a superuser patching itself through /users/{id} is self-service.
+            self.request.state.user_id = user.id
         return user
 
     async def write_token(self, user: User) -> str:

@@ -9,7 +9,6 @@ import getpass
 import sys
 
 from fastapi_users import exceptions
-from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
 from pydantic_settings import BaseSettings
 
 from app.database import Database
@@ -20,6 +19,7 @@ from modules.users.models import User
 from modules.users.runtime import open_runtime
 from modules.users.schemas import UserCreate
 from modules.users.settings import UsersSettings
+from modules.users.users_repository import UserDatabase
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +39,7 @@ async def _create(email: str, password: str, core: CoreSettings, settings: Users
     database = Database(core.database_url)
     try:
         async with open_runtime(core, settings) as runtime, database.sessionmaker() as session:
-            manager = UserManager(SQLAlchemyUserDatabase(session, User), runtime)
+            manager = UserManager(UserDatabase(session), runtime)
             return await manager.create(
                 UserCreate(email=email, password=password, is_superuser=True, is_verified=True)
             )

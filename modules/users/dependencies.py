@@ -9,7 +9,6 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi_users import FastAPIUsers
-from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
 
 from app.context import set_user_id
 from app.database import DbSession
@@ -18,15 +17,16 @@ from modules.users.auth import SessionStrategyDep, auth_backend
 from modules.users.manager import UserManager
 from modules.users.models import User
 from modules.users.runtime import UsersRuntime, get_runtime
+from modules.users.users_repository import UserDatabase
 
 
-async def get_user_db(session: DbSession) -> AsyncIterator[SQLAlchemyUserDatabase[User, uuid.UUID]]:
-    yield SQLAlchemyUserDatabase(session, User)
+async def get_user_db(session: DbSession) -> AsyncIterator[UserDatabase]:
+    yield UserDatabase(session)
 
 
 async def get_user_manager(
     request: Request,
-    user_db: Annotated[SQLAlchemyUserDatabase[User, uuid.UUID], Depends(get_user_db)],
+    user_db: Annotated[UserDatabase, Depends(get_user_db)],
     runtime: Annotated[UsersRuntime, Depends(get_runtime)],
 ) -> AsyncIterator[UserManager]:
     yield UserManager(user_db, runtime, app=request.app, request=request)

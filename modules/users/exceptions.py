@@ -27,6 +27,21 @@ class SessionNotFound(UsersError):
     detail = "You have no live session with this id."
 
 
+class UndoEmailChangeBadToken(UsersError):
+    status_code = 400
+    code = "UNDO_EMAIL_CHANGE_BAD_TOKEN"
+    detail = "The undo token is invalid, expired or already used."
+
+
+class UndoEmailChangeInvalidPassword(UsersError):
+    status_code = 400
+    code = "UNDO_EMAIL_CHANGE_INVALID_PASSWORD"
+    detail = "The new password is not acceptable."
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+
+
 class RateLimited(UsersError):
     """Too many failed logins (or mail requests) for this username or client address."""
 

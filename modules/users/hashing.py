@@ -7,7 +7,8 @@ verify runs in a small dedicated thread pool whose threads lower their own sched
 loop thread keeps its CPU share even when the hashes saturate every core.
 
 `OffLoopHashingManager` re-implements fastapi-users' hashing methods (`create`, `authenticate`,
-`forgot_password`, `reset_password`, `_update`) with the same logic, awaiting the pool.
+`_update`) with the same logic, awaiting the pool; the user manager re-implements
+`forgot_password` and `reset_password` (their token fingerprint is an HMAC: no hash at all).
 """
 
 from __future__ import annotations
@@ -25,9 +26,7 @@ from typing import Any, Generic, TypeVar
 from fastapi import Request
 from fastapi.security import OAuth2PasswordRequestForm
 from fastapi_users import BaseUserManager, exceptions, models, schemas
-from fastapi_users.jwt import decode_jwt, generate_jwt
 from fastapi_users.password import PasswordHelperProtocol
-from jwt import PyJWTError
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from pwdlib.hashers.bcrypt import BcryptHasher
@@ -245,63 +244,6 @@ class OffLoopHashingManager(BaseUserManager[models.UP, models.ID]):
     async def authenticate(self, credentials: OAuth2PasswordRequestForm) -> models.UP | None:
         check = await self.check_credentials(credentials)
         return check.user if check.password_matches else None
-
-    async def forgot_password(self, user: models.UP, request: Request | None = None) -> None:
-        if not user.is_active:
-            raise exceptions.UserInactive()
-
-        token_data = {
-            "sub": str(user.id),
-            # A hash of the stored hash: the token dies when the password changes.
-            "password_fgpt": await self.hasher.hash(user.hashed_password),
-            "aud": self.reset_password_token_audience,
-        }
-        token = generate_jwt(
-            token_data,
-            self.reset_password_token_secret,
-            self.reset_password_token_lifetime_seconds,
-        )
-        await self.on_after_forgot_password(user, token, request)
-
-    async def reset_password(
-        self, token: str, password: str, request: Request | None = None
-    ) -> models.UP:
-        try:
-            data = decode_jwt(
-                token, self.reset_password_token_secret, [self.reset_password_token_audience]
-            )
-        except PyJWTError:
-            raise exceptions.InvalidResetPasswordToken() from None
-
-        try:
-            user_id = data["sub"]
-            password_fingerprint = data["password_fgpt"]
-        except KeyError:
-            raise exceptions.InvalidResetPasswordToken() from None
-
-        try:
-            parsed_id = self.parse_id(user_id)
-        except exceptions.InvalidID:
-            raise exceptions.InvalidResetPasswordToken() from None
-
-        user = await self.get(parsed_id)
-
-        if not isinstance(password_fingerprint, str):
-            raise exceptions.InvalidResetPasswordToken()
-        valid_password_fingerprint, _ = await self.hasher.verify_and_update(
-            user.hashed_password, password_fingerprint
-        )
-        if not valid_password_fingerprint:
-            raise exceptions.InvalidResetPasswordToken()
-
-        if not user.is_active:
-            raise exceptions.UserInactive()
-
-        updated_user = await self._update(user, {"password": password})
-
-        await self.on_after_reset_password(user, request)
-
-        return updated_user
 
     async def _update(self, user: models.UP, update_dict: dict[str, Any]) -> models.UP:
         validated_update_dict: dict[str, Any] = {}

@@ -1,7 +1,9 @@
 """fastapi-users' UserManager, configured: password rules, mails, audit log lines.
 
 Hashing runs off the event loop (OffLoopHashingManager, hashing.py); logins are rate limited
-per username and per client address (ratelimit.py) before any password is checked.
+per username and per client address (ratelimit.py) before any password is checked. Addresses
+are canonical everywhere (emails.py, users_repository.py); mailed tokens are bound to the
+account's address and password and used up by one conditional update (mail_tokens.py).
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ from loguru import logger
 
 from app.net import client_address
 from modules.integrations import MailMessage, is_password_breached, send_mail_later
-from modules.users.exceptions import RateLimited
+from modules.users import mail_tokens, users_repository
+from modules.users.emails import canonical_email
+from modules.users.exceptions import RateLimited, UndoEmailChangeBadToken
 from modules.users.hashing import OffLoopHashingManager
 from modules.users.models import User
 from modules.users.runtime import UsersRuntime
 from modules.users.sessions_service import end_all_sessions_of
+from modules.users.users_repository import UserDatabase
 
 
 class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
@@ -45,6 +50,11 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
         self.verification_token_secret = runtime.secret
         self.verification_token_lifetime_seconds = runtime.settings.verify_token_ttl
 
+    @property
+    def db(self) -> UserDatabase:
+        assert isinstance(self.user_db, UserDatabase), "the users module's adapter is required"
+        return self.user_db
+
     async def validate_password(self, password: str, user: schemas.UC | User) -> None:
         reason = await self.runtime.policy.problems(password, getattr(user, "email", None))
         if reason is not None:
@@ -56,6 +66,12 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
                 reason="This password has appeared in known data breaches; choose another one."
             )
 
+    # Changing one's own account -------------------------------------------------------------
+
+    def _is_caller(self, user: User) -> bool:
+        caller = getattr(self.request.state, "user_id", None) if self.request else None
+        return caller is not None and caller == user.id
+
     async def update(
         self,
         user_update: schemas.UU,
@@ -63,72 +79,297 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
         safe: bool = False,
         request: Request | None = None,
     ) -> User:
-        """`safe` is fastapi-users' PATCH /users/me: changing one's own password needs the
-        current one (ASVS 6.2.3), so a stolen access token alone cannot take the account."""
-        if safe and user_update.password is not None:
-            current = getattr(user_update, "current_password", None)
-            matches = (
-                current is not None
-                and (await self.hasher.verify_and_update(current, user.hashed_password))[0]
+        """`safe` is fastapi-users' PATCH /users/me. There, and whenever a superuser patches
+        itself through /users/{id}, a new password or a new address needs the current password
+        (ASVS 6.2.3, 7.5.1): a stolen access token alone cannot take the account."""
+        if not safe and self._is_caller(user):
+            safe = True  # the self-service rules, whatever the route
+        new_email = getattr(user_update, "email", None)
+        email_changes = new_email is not None and canonical_email(new_email) != user.email
+        password_changes = user_update.password is not None
+        if safe and (email_changes or password_changes):
+            await self._require_current_password(
+                user, getattr(user_update, "current_password", None), email_changes
             )
-            if not matches:
-                logger.bind(user_id=str(user.id)).warning(
-                    "password change refused: current password missing or wrong"
-                )
-                raise exceptions.InvalidPasswordException(
-                    reason="Give your current password (current_password) to set a new one."
-                )
-        return await super().update(user_update, user, safe=safe, request=request)
+        old_email = user.email
+        updated = await super().update(user_update, user, safe=safe, request=request)
+        if updated.email != old_email:
+            self._email_changed(updated, old_email, request)
+            # Unverified for the new address until it is confirmed: mail it the link (unless a
+            # superuser set the flag in the same change, or the account is inactive).
+            if updated.is_active and not updated.is_verified:
+                await self.request_verify(updated, request)
+        if password_changes:
+            self._mail_password_changed(updated, request, "changed")
+        return updated
+
+    async def _require_current_password(
+        self, user: User, given: str | None, for_email: bool
+    ) -> None:
+        what = "email" if for_email else "password"
+        log = logger.bind(user_id=str(user.id))
+        if not given:
+            log.warning("{} change refused: current password missing", what)
+            raise exceptions.InvalidPasswordException(
+                reason=f"Give your current password (current_password) to set a new {what}."
+            )
+        # Each wrong guess counts like a failed login of this account (429 past the limit):
+        # the current password is no oracle for a stolen access token.
+        limiter = self.runtime.limiter
+        address = client_address(self.request) if self.request is not None else None
+        try:
+            attempt = await limiter.begin_login(user.email, address)
+        except RateLimited as exc:
+            log.bind(client=address).warning(
+                "{} change refused: rate limited ({}), retry after {} s",
+                what,
+                exc.scope,
+                exc.retry_after,
+            )
+            raise
+        try:
+            matches, _ = await self.hasher.verify_and_update(given, user.hashed_password)
+        except BaseException:
+            await limiter.end_login(attempt, "abandoned")
+            raise
+        if matches:
+            await limiter.end_login(attempt, "matched")
+            return
+        locked = await limiter.end_login(attempt, "failed")
+        log.bind(client=address).warning("{} change refused: current password wrong", what)
+        if locked is not None:
+            log.warning("current password locked out: too many failures ({})", locked)
+        raise exceptions.InvalidPasswordException(
+            reason=f"Give your current password (current_password) to set a new {what}."
+        )
+
+    def _email_changed(self, user: User, old_email: str, request: Request | None) -> None:
+        """Tell the old address, with a link that undoes the change (see `undo_email_change`)."""
+        logger.bind(user_id=str(user.id)).info("email changed")
+        change = mail_tokens.UndoEmailChange(user.id, old_email, user.email)
+        token = mail_tokens.issue_undo_token(
+            self.runtime.secret, change, self.runtime.settings.email_undo_ttl
+        )
+        days = max(1, self.runtime.settings.email_undo_ttl // 86_400)
+        self._mail(
+            request,
+            MailMessage(
+                to=old_email,
+                subject="The email address of your account was changed",
+                body=(
+                    f"The email address of your account was changed to {user.email}.\n"
+                    "If you did this, there is nothing to do.\n\n"
+                    "If you did not, whoever did knows your password. Undo it within "
+                    f"{days} day(s) by sending this token and a NEW password to "
+                    "POST /auth/undo-email-change:\n"
+                    f"{self._link('/auth/undo-email-change', token)}\n"
+                    "This puts this address back, sets the new password and ends every "
+                    "session of the account.\n"
+                ),
+            ),
+        )
+
+    async def undo_email_change(self, token: str, password: str) -> User:
+        """The owner's way back after an email change they did not make: proven by the token
+        mailed to the old address, it restores that address (verified: the mail reached it),
+        sets a new password (the one used for the change is known to whoever made it) and ends
+        every session. One conditional update; the token works once."""
+        try:
+            change = mail_tokens.read_undo_token(self.runtime.secret, token)
+            user = await self.get(change.user_id)
+        except (mail_tokens.InvalidMailToken, exceptions.UserNotExists):
+            raise UndoEmailChangeBadToken from None
+        if not user.is_active or user.email == change.old_email:
+            raise UndoEmailChangeBadToken
+        await self.validate_password(password, user)
+        hashed = await self.hasher.hash(password)
+        values = {"email": change.old_email, "is_verified": True, "hashed_password": hashed}
+        try:
+            won = await users_repository.update_email_unless(
+                self.db.session, user.id, change.old_email, values
+            )
+        except exceptions.UserAlreadyExists:
+            # Another account has taken the old address meanwhile.
+            raise UndoEmailChangeBadToken from None
+        if not won:
+            await self.db.session.rollback()
+            raise UndoEmailChangeBadToken
+        await self.db.session.commit()
+        user = await users_repository.reload(self.db.session, user)
+        logger.bind(user_id=str(user.id)).warning("email change undone by the old address")
+        await end_all_sessions_of(self.user_db, self.runtime, user, reason="email change undone")
+        self._mail_password_changed(user, self.request, "changed")
+        return user
+
+    # Mails --------------------------------------------------------------------------------
 
     def _link(self, path: str, token: str) -> str:
         return f"{self.runtime.public_url}{path}?{urlencode({'token': token})}"
 
+    def _mail(self, request: Request | None, message: MailMessage) -> None:
+        app = request.app if request is not None else self.app
+        if app is not None:
+            send_mail_later(app, message)
+
+    def _mail_password_changed(self, user: User, request: Request | None, how: str) -> None:
+        self._mail(
+            request,
+            MailMessage(
+                to=user.email,
+                subject=f"Your password was {how}",
+                body=(
+                    f"The password of your account was {how}.\n"
+                    "If you did not do this, ask for a password reset at once "
+                    "(POST /auth/forgot-password) and tell your administrator.\n"
+                ),
+            ),
+        )
+
     async def on_after_register(self, user: User, request: Request | None = None) -> None:
         logger.bind(user_id=str(user.id)).info("user registered")
+
+    # Verification ---------------------------------------------------------------------------
+
+    async def request_verify(self, user: User, request: Request | None = None) -> None:
+        if not user.is_active:
+            raise exceptions.UserInactive()
+        if user.is_verified:
+            raise exceptions.UserAlreadyVerified()
+        token = mail_tokens.issue_bound_token(
+            self.runtime.secret,
+            self.verification_token_audience,
+            mail_tokens.VERIFY_PURPOSE,
+            user,
+            self.verification_token_lifetime_seconds,
+        )
+        await self.on_after_request_verify(user, token, request)
 
     async def on_after_request_verify(
         self, user: User, token: str, request: Request | None = None
     ) -> None:
         logger.bind(user_id=str(user.id)).info("verification requested")
-        if request is not None:
-            send_mail_later(
-                request.app,
-                MailMessage(
-                    to=user.email,
-                    subject="Confirm your email address",
-                    body=(
-                        "Confirm your address by sending this token to POST /auth/verify:\n"
-                        f"{self._link('/auth/verify', token)}\n"
-                    ),
+        self._mail(
+            request,
+            MailMessage(
+                to=user.email,
+                subject="Confirm your email address",
+                body=(
+                    "Confirm your address by sending this token to POST /auth/verify:\n"
+                    f"{self._link('/auth/verify', token)}\n"
                 ),
+            ),
+        )
+
+    async def verify(self, token: str, request: Request | None = None) -> User:
+        """The token is bound to the address (and password) it was mailed for; marking the
+        account verified is one conditional update, so racing uses have one winner."""
+        try:
+            claims = mail_tokens.read_bound_token(
+                self.runtime.secret, self.verification_token_audience, token
             )
+            user = await self.get(claims.user_id)
+        except (mail_tokens.InvalidMailToken, exceptions.UserNotExists):
+            raise exceptions.InvalidVerifyToken() from None
+        if not mail_tokens.still_bound(
+            self.runtime.secret, mail_tokens.VERIFY_PURPOSE, claims, user
+        ):
+            raise exceptions.InvalidVerifyToken()
+        if user.is_verified:
+            raise exceptions.UserAlreadyVerified()
+        won = await users_repository.update_if_unchanged(
+            self.db.session,
+            user,
+            expected={
+                "email": user.email,
+                "hashed_password": user.hashed_password,
+                "is_verified": False,
+            },
+            values={"is_verified": True},
+        )
+        if not won:
+            await self.db.session.rollback()
+            raise exceptions.UserAlreadyVerified()
+        await self.db.session.commit()
+        user = await users_repository.reload(self.db.session, user)
+        await self.on_after_verify(user, request)
+        return user
 
     async def on_after_verify(self, user: User, request: Request | None = None) -> None:
         logger.bind(user_id=str(user.id)).info("user verified")
+
+    # Password reset -------------------------------------------------------------------------
+
+    async def forgot_password(self, user: User, request: Request | None = None) -> None:
+        """The token's fingerprint is an HMAC (mail_tokens.py): nothing here costs a hash, so
+        a reset request for a known account leaves no trace in the hashing pool."""
+        if not user.is_active:
+            raise exceptions.UserInactive()
+        token = mail_tokens.issue_bound_token(
+            self.runtime.secret,
+            self.reset_password_token_audience,
+            mail_tokens.RESET_PURPOSE,
+            user,
+            self.reset_password_token_lifetime_seconds,
+        )
+        await self.on_after_forgot_password(user, token, request)
 
     async def on_after_forgot_password(
         self, user: User, token: str, request: Request | None = None
     ) -> None:
         logger.bind(user_id=str(user.id)).info("password reset requested")
-        if request is not None:
-            send_mail_later(
-                request.app,
-                MailMessage(
-                    to=user.email,
-                    subject="Reset your password",
-                    body=(
-                        "Reset your password by sending this token and a new password "
-                        "to POST /auth/reset-password:\n"
-                        f"{self._link('/auth/reset-password', token)}\n"
-                        "If you did not ask for this, ignore this mail.\n"
-                    ),
+        self._mail(
+            request,
+            MailMessage(
+                to=user.email,
+                subject="Reset your password",
+                body=(
+                    "Reset your password by sending this token and a new password "
+                    "to POST /auth/reset-password:\n"
+                    f"{self._link('/auth/reset-password', token)}\n"
+                    "If you did not ask for this, ignore this mail.\n"
                 ),
+            ),
+        )
+
+    async def reset_password(
+        self, token: str, password: str, request: Request | None = None
+    ) -> User:
+        """Bound to the address and password the token was mailed for; the new hash is written
+        by one conditional update on the old one, so of racing uses of a token one wins."""
+        try:
+            claims = mail_tokens.read_bound_token(
+                self.runtime.secret, self.reset_password_token_audience, token
             )
+        except mail_tokens.InvalidMailToken:
+            raise exceptions.InvalidResetPasswordToken() from None
+        user = await self.get(claims.user_id)  # UserNotExists: the route's bad-token answer
+        if not mail_tokens.still_bound(
+            self.runtime.secret, mail_tokens.RESET_PURPOSE, claims, user
+        ):
+            raise exceptions.InvalidResetPasswordToken()
+        if not user.is_active:
+            raise exceptions.UserInactive()
+        await self.validate_password(password, user)
+        hashed = await self.hasher.hash(password)
+        won = await users_repository.update_if_unchanged(
+            self.db.session,
+            user,
+            expected={"email": user.email, "hashed_password": user.hashed_password},
+            values={"hashed_password": hashed},
+        )
+        if not won:
+            await self.db.session.rollback()
+            raise exceptions.InvalidResetPasswordToken()
+        await self.db.session.commit()
+        user = await users_repository.reload(self.db.session, user)
+        await self.on_after_reset_password(user, request)
+        return user
 
     async def on_after_reset_password(self, user: User, request: Request | None = None) -> None:
         logger.bind(user_id=str(user.id)).info("password reset")
         # Whoever knew the old password may hold a session: end them all (ASVS 7.4.3).
         await end_all_sessions_of(self.user_db, self.runtime, user, reason="password reset")
+        self._mail_password_changed(user, request, "reset")
 
     async def on_after_update(
         self, user: User, update_dict: dict[str, Any], request: Request | None = None
@@ -143,6 +384,8 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
         if update_dict.get("is_active") is False:
             await end_all_sessions_of(self.user_db, self.runtime, user, reason="deactivated")
 
+    # Login ----------------------------------------------------------------------------------
+
     async def on_after_login(
         self, user: User, request: Request | None = None, response: Response | None = None
     ) -> None:
@@ -150,9 +393,11 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
 
     async def authenticate(self, credentials: OAuth2PasswordRequestForm) -> User | None:
         """fastapi-users' authenticate, behind the brute-force limits: a locked username or
-        address gets 429 before any password is checked, even the right one."""
+        address gets 429 before any password is checked, even the right one. The username is
+        the canonical address, for the lookup and the limiter alike."""
         limiter = self.runtime.limiter
-        username = credentials.username
+        username = canonical_email(credentials.username)
+        credentials.username = username
         address = client_address(self.request) if self.request is not None else None
         try:
             attempt = await limiter.begin_login(username, address)

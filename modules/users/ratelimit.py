@@ -28,6 +28,7 @@ from loguru import logger
 
 from app.net import limit_key
 from modules.integrations import IntegrationError, call_redis
+from modules.users.emails import canonical_email
 from modules.users.exceptions import RateLimited
 from modules.users.ratelimit_stores import LimitStore, MemoryLimitStore, RedisLimitStore
 from modules.users.settings import UsersSettings
@@ -36,13 +37,16 @@ T = TypeVar("T")
 
 ADDRESS_FACTOR = 4  # a client address may fail this many times more than one username
 
-Outcome = Literal["succeeded", "failed", "abandoned"]
+# "matched": the right password outside a login (the current password of a change): clears
+# the username's count like a success, spends no login.
+Outcome = Literal["succeeded", "matched", "failed", "abandoned"]
 
 
 def _key(value: str) -> str:
-    # Case-folded (emails match case-insensitively), hashed: bounded key size, and the
-    # storage (Redis) never holds an email address.
-    return hashlib.sha256(value.casefold().encode()).hexdigest()[:32]
+    # The canonical address (the form the account lookup uses, so each spelling that reaches
+    # one account counts in one bucket), hashed: bounded key size, and the storage (Redis)
+    # never holds an email address.
+    return hashlib.sha256(canonical_email(value).encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -140,8 +144,9 @@ class AuthLimiter:
         others) and spends one of the address's logins. Returns the scope now locked, if any.
         "abandoned" (the check itself failed, e.g. the database) only frees the slot."""
         locked = None
-        if outcome == "succeeded":
-            await self._decide(lambda store: self._succeeded(store, attempt))
+        if outcome in ("succeeded", "matched"):
+            spend = outcome == "succeeded"
+            await self._decide(lambda store: self._succeeded(store, attempt, spend))
         elif outcome == "failed":
             locked, _ = await self._decide(lambda store: self._failed(store, attempt))
         await self._release(attempt)
@@ -164,9 +169,9 @@ class AuthLimiter:
             return RateLimited(retry_after=view.logins_wait if full else 1, scope="address")
         return None
 
-    async def _succeeded(self, store: LimitStore, attempt: LoginAttempt) -> None:
+    async def _succeeded(self, store: LimitStore, attempt: LoginAttempt, spend: bool) -> None:
         await store.clear(attempt.user.item, *attempt.user.ids)
-        if attempt.address is not None:
+        if spend and attempt.address is not None:
             await store.hit(self.logins_per_address, "logins", "address", attempt.address)
 
     async def _failed(self, store: LimitStore, attempt: LoginAttempt) -> str | None:

@@ -19,7 +19,7 @@ SUMMARIES = {
     "reset:reset_password": "Set a new password with the mailed token (ends every session)",
     "verify:verify": "Confirm the email address with the mailed token",
     "users:current_user": "Read my account",
-    "users:patch_current_user": "Update my account (a new password needs `current_password`)",
+    "users:patch_current_user": "Update my account (new password or email: `current_password`)",
     "users:user": "Read an account (superuser)",
     "users:patch_user": "Update an account (superuser)",
     "users:delete_user": "Delete an account (superuser)",

@@ -8,6 +8,8 @@ from typing import Any, Literal
 from fastapi_users import schemas
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from modules.users.emails import canonical_email
+
 
 class UserRead(schemas.BaseUser[uuid.UUID]):
     model_config = ConfigDict(
@@ -27,6 +29,12 @@ class UserRead(schemas.BaseUser[uuid.UUID]):
 
 
 class UserCreate(schemas.BaseUserCreate):
+    @field_validator("email", mode="after")
+    @classmethod
+    def _canonical(cls, value: str) -> str:
+        # After email-validator's own normalisation: the one form stored and looked up.
+        return canonical_email(value)
+
     # Strict: `"is_verified": 0` is a type error, not False (what the schema says is what we take).
     model_config = ConfigDict(
         strict=True,
@@ -53,9 +61,17 @@ class UserUpdate(schemas.BaseUserUpdate):
             raise ValueError("may be left out, but not null")
         return value
 
+    @field_validator("email", mode="after")
+    @classmethod
+    def _canonical(cls, value: str | None) -> str | None:
+        return None if value is None else canonical_email(value)
+
     current_password: str | None = Field(
         default=None,
-        description="Your current password: required to set a new one on PATCH /users/me.",
+        description=(
+            "Your current password: required on PATCH /users/me (and on a superuser's PATCH "
+            "of its own /users/{id}) to set a new password or a new email."
+        ),
     )
 
     def create_update_dict(self) -> dict[str, Any]:
@@ -68,9 +84,25 @@ class UserUpdate(schemas.BaseUserUpdate):
         strict=True,
         json_schema_extra={
             "examples": [
-                {"password": "a new long passphrase", "current_password": "the old passphrase"}
+                {"password": "a new long passphrase", "current_password": "the old passphrase"},
+                {"email": "ada@example.org", "current_password": "the passphrase"},
             ]
         },
+    )
+
+
+class UndoEmailChangeRequest(BaseModel):
+    token: str = Field(
+        min_length=1, max_length=2048, description="From the mail to the old address."
+    )
+    password: str = Field(
+        description="The new password (whoever changed the address knows the old one)."
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"token": "eyJhbGciOiJIUzI1NiJ9…", "password": "a new passphrase"}]
+        }
     )
 
 

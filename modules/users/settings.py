@@ -15,6 +15,8 @@ class UsersSettings(BaseSettings):
     )
     reset_token_ttl: int = Field(default=3600, gt=0, description="seconds")
     verify_token_ttl: int = Field(default=86_400, gt=0, description="seconds")
+    # How long the "undo" link mailed to the old address after an email change works.
+    email_undo_ttl: int = Field(default=604_800, gt=0, description="seconds")
     login_max_failures: int = Field(default=5, gt=0)
     login_failure_window: int = Field(default=900, gt=0, description="seconds")
     # Per client address per LOGIN_FAILURE_WINDOW: every registration attempt, and successful

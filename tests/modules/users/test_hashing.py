@@ -108,16 +108,16 @@ async def test_no_hash_or_verify_runs_on_the_event_loop_thread(
     assert changed.status_code == 200, changed.text
     forgot = await client.post("/auth/forgot-password", json={"email": "ada@example.com"})
     assert forgot.status_code == 202
-    token = token_in(await wait_for_mail(app, "ada@example.com", "Reset"))  # fingerprint hash
-    reset = await client.post(  # fingerprint verify, then hash
+    token = token_in(await wait_for_mail(app, "ada@example.com", "Reset"))  # an HMAC, no hash
+    reset = await client.post(  # HMAC check, then hash
         "/auth/reset-password", json={"token": token, "password": PASSWORD}
     )
     assert reset.status_code == 200, reset.text
     await login(client, "ada@example.com")
 
     operations = [call["operation"] for call in recorder.calls]
-    # register, dummy, PATCH, fingerprint, reset: hashes; 2 logins + reset: verify_and_update
-    assert operations.count("hash") >= 5, operations
+    # register, dummy, PATCH, reset: hashes; 2 logins + current_password: verify_and_update
+    assert operations.count("hash") >= 4, operations
     assert operations.count("verify_and_update") >= 3, operations
     assert "verify" in operations, operations
     base_nice = _thread_nice()

@@ -3,9 +3,6 @@ given before any account work is done; the mail still reaches a known account.""
 
 from __future__ import annotations
 
-import asyncio
-import threading
-
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -65,26 +62,6 @@ async def test_the_verification_mail_verifies(client: httpx.AsyncClient, app: Fa
     assert verified.json()["is_verified"] is True
 
 
-async def test_forgot_password_answers_before_the_hash_runs(settings: CoreSettings) -> None:
-    """With the one hashing thread held busy, the 202 still comes back: the answer does not
-    wait for the reset token's fingerprint hash. The mail follows once the thread is free."""
-    users = UsersSettings(password_hash_workers=1)
-    async with running_app(settings, users) as app, client_for(app) as client:
-        await register(client, "ada@example.com")
-        release = threading.Event()
-        busy = asyncio.ensure_future(app.state.users.hasher.run(release.wait, 30))
-        try:
-            answer = await asyncio.wait_for(
-                client.post("/auth/forgot-password", json={"email": "ada@example.com"}), 10
-            )
-            assert answer.status_code == 202
-            assert sent_mail(app) == []
-        finally:
-            release.set()
-            await busy
-        await wait_for_mail(app, "ada@example.com", "Reset")
-
-
 async def test_forgot_password_is_rate_limited_per_email_alike_for_unknown_accounts(
     settings: CoreSettings,
 ) -> None:
@@ -139,5 +116,5 @@ async def test_a_reset_requested_just_before_shutdown_is_still_mailed(app: FastA
         await register(client, "ada@example.com")
         response = await client.post("/auth/forgot-password", json={"email": "ada@example.com"})
         assert response.status_code == 202
-    # The lifespan has ended: the job ran (lookup, fingerprint hash, token) and the mail went.
+    # The lifespan has ended: the job ran (lookup, token) and the mail went.
     assert [m.to for m in sent_mail(app)] == ["ada@example.com"]

@@ -122,7 +122,9 @@ async def test_other_updates_keep_sessions(client: httpx.AsyncClient) -> None:
     await register(client, EMAIL)
     pair = await login(client, EMAIL)
     changed = await client.patch(
-        "/users/me", headers=bearer(pair["access_token"]), json={"email": "ada@example.org"}
+        "/users/me",
+        headers=bearer(pair["access_token"]),
+        json={"email": "ada@example.org", "current_password": PASSWORD},
     )
     assert changed.status_code == 200, changed.text
     await assert_session_alive(client, pair)

@@ -1,0 +1,109 @@
+"""Every query on the user table: fastapi-users' adapter on canonical addresses, and the
+conditional updates that make mailed tokens single-use."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, cast
+
+from fastapi_users import exceptions
+from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
+from sqlalchemy import CursorResult, Table, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from modules.users.emails import canonical_email
+from modules.users.models import User
+
+# fastapi-users types the columns as plain attributes for mypy: queries go through the table.
+USER_TABLE = cast(Table, User.__table__)
+
+
+def _is_email_clash(exc: IntegrityError) -> bool:
+    # SQLite: "UNIQUE constraint failed: user.email"; PostgreSQL: ... "ix_user_email".
+    return "email" in str(exc.orig)
+
+
+class UserDatabase(SQLAlchemyUserDatabase[User, uuid.UUID]):
+    """fastapi-users' SQLAlchemy adapter, with one canonical form of every address.
+
+    The lookup is an exact match on the canonical form (never the database's `lower()`), and
+    what is written is canonical, so the unique index on `email` is the uniqueness of the
+    address. Two registrations that race past the existence check meet that index: the loser's
+    IntegrityError becomes fastapi-users' UserAlreadyExists (its standard 400), never a 500.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        super().__init__(session, User)
+
+    async def get_by_email(self, email: str) -> User | None:
+        statement = select(User).where(USER_TABLE.c.email == canonical_email(email))
+        return await self._get_user(statement)
+
+    async def create(self, create_dict: dict[str, Any]) -> User:
+        create_dict = {**create_dict, "email": canonical_email(create_dict["email"])}
+        try:
+            return await super().create(create_dict)
+        except IntegrityError as exc:
+            await self.session.rollback()
+            if _is_email_clash(exc):
+                raise exceptions.UserAlreadyExists() from None
+            raise
+
+    async def update(self, user: User, update_dict: dict[str, Any]) -> User:
+        if "email" in update_dict:
+            update_dict = {**update_dict, "email": canonical_email(update_dict["email"])}
+        try:
+            return await super().update(user, update_dict)
+        except IntegrityError as exc:
+            await self.session.rollback()
+            if _is_email_clash(exc):
+                raise exceptions.UserAlreadyExists() from None
+            raise
+
+
+async def update_if_unchanged(
+    db: AsyncSession, user: User, expected: dict[str, Any], values: dict[str, Any]
+) -> bool:
+    """One conditional UPDATE: set `values` on the user's row only while each column in
+    `expected` still holds the given value. Of racing callers exactly one wins (the WHERE is
+    re-checked at write time); the caller commits. Returns whether this one won."""
+    columns = USER_TABLE.c
+    statement = (
+        update(USER_TABLE)
+        .where(columns.id == user.id, *(columns[name] == value for name, value in expected.items()))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    result = cast(CursorResult[Any], await db.execute(statement))
+    won = result.rowcount == 1
+    if won:
+        await db.flush()
+    return won
+
+
+async def update_email_unless(
+    db: AsyncSession, user_id: uuid.UUID, unless_email: str, values: dict[str, Any]
+) -> bool:
+    """The undo of an email change: restore only while the account is not at `unless_email`
+    already (so one undo token restores once), for an active account."""
+    columns = USER_TABLE.c
+    statement = (
+        update(USER_TABLE)
+        .where(columns.id == user_id, columns.email != unless_email, columns.is_active.is_(True))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    try:
+        result = cast(CursorResult[Any], await db.execute(statement))
+    except IntegrityError as exc:
+        await db.rollback()
+        if _is_email_clash(exc):
+            raise exceptions.UserAlreadyExists() from None
+        raise
+    return result.rowcount == 1
+
+
+async def reload(db: AsyncSession, user: User) -> User:
+    await db.refresh(user)
+    return user
