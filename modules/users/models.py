@@ -7,7 +7,7 @@ from datetime import datetime
 
 from fastapi_users_db_sqlalchemy import SQLAlchemyBaseUserTableUUID
 from fastapi_users_db_sqlalchemy.generics import GUID
-from sqlalchemy import DateTime, ForeignKey, String
+from sqlalchemy import BigInteger, DateTime, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.database import Base
@@ -43,10 +43,19 @@ class LoginSession(Base):
     refresh_token_hash: Mapped[str] = mapped_column(
         String(length=TOKEN_HASH_LENGTH), nullable=False, unique=True, index=True
     )
+    # How many times the refresh token was rotated: every token names its generation, so an
+    # older one is recognised as reuse without keeping a row per rotation.
+    refresh_generation: Mapped[int] = mapped_column(
+        BigInteger, nullable=False, default=0, server_default="0"
+    )
 
 
 class RotatedRefreshToken(Base):
-    """A refresh token that was rotated away: presenting it again is reuse (theft)."""
+    """A refresh token that was rotated away: presenting it again is reuse (theft).
+
+    Only tokens from before generation-carrying refresh tokens land here: the first rotation
+    of such a session records its last old-format token (one row per session, ever); rows
+    written before that change are honoured until their session is purged."""
 
     __tablename__ = "rotated_refresh_token"
 

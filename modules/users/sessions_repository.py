@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, Executable, delete, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Executable,
+    Select,
+    and_,
+    delete,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from modules.users.models import LoginSession, RotatedRefreshToken, User
@@ -36,19 +47,104 @@ async def is_live(
     return found is not None
 
 
-async def list_live(db: AsyncSession, user_id: uuid.UUID, now: datetime) -> list[LoginSession]:
+async def list_live(
+    db: AsyncSession,
+    user_id: uuid.UUID,
+    now: datetime,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None = None,
+) -> list[LoginSession]:
+    """Newest login first, then by id: an order no refresh changes, so pages never shift.
+    `after` is the (created_at, id) of the last session of the previous page."""
+    position = []
+    if after is not None:
+        created_at, session_id = after
+        position.append(
+            or_(
+                LoginSession.created_at < created_at,
+                and_(LoginSession.created_at == created_at, LoginSession.id < session_id),
+            )
+        )
     rows = await db.scalars(
         select(LoginSession)
-        .where(LoginSession.user_id == user_id, *_is_live(now))
-        .order_by(LoginSession.last_used_at.desc(), LoginSession.id)
+        .where(LoginSession.user_id == user_id, *_is_live(now), *position)
+        .order_by(LoginSession.created_at.desc(), LoginSession.id.desc())
+        .limit(limit)
     )
     return list(rows)
 
 
-async def session_id_for_refresh_hash(db: AsyncSession, token_hash: str) -> uuid.UUID | None:
-    """The session whose current refresh token has this hash (live or not)."""
-    found: uuid.UUID | None = await db.scalar(
-        select(LoginSession.id).where(LoginSession.refresh_token_hash == token_hash)
+async def lock_user(db: AsyncSession, user_id: uuid.UUID) -> None:
+    """Serialise this user's logins until the transaction ends (PostgreSQL: a row lock), so
+    the session cap counts every concurrent login. SQLite needs none: its writers are
+    serialised already, and SQLAlchemy leaves the lock clause out there. FOR NO KEY UPDATE:
+    logins of the user wait for each other, but nothing that merely references the user
+    (a foreign key check) waits for a login."""
+    user_id_column = User.__table__.c["id"]
+    await db.execute(
+        select(user_id_column).where(user_id_column == user_id).with_for_update(key_share=True)
+    )
+
+
+async def live_beyond(
+    db: AsyncSession, user_id: uuid.UUID, now: datetime, keep: int
+) -> list[uuid.UUID]:
+    """Ids of this user's live sessions past the `keep` newest (by login time)."""
+    rows = await db.scalars(
+        select(LoginSession.id)
+        .where(LoginSession.user_id == user_id, *_is_live(now))
+        .order_by(LoginSession.created_at.desc(), LoginSession.id.desc())
+        .offset(keep)
+    )
+    return list(rows)
+
+
+async def revoke_many(db: AsyncSession, session_ids: list[uuid.UUID], now: datetime) -> None:
+    if session_ids:
+        await db.execute(
+            update(LoginSession)
+            .where(LoginSession.id.in_(session_ids), *_is_live(now))
+            .values(revoked_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
+@dataclass(frozen=True)
+class RefreshState:
+    """What a refresh needs to know before it writes anything."""
+
+    session_id: uuid.UUID
+    user_id: uuid.UUID
+    generation: int
+    user_active: bool
+
+
+def _refresh_state() -> Select[tuple[uuid.UUID, uuid.UUID, int, bool]]:
+    return select(
+        LoginSession.id,
+        LoginSession.user_id,
+        LoginSession.refresh_generation,
+        User.__table__.c["is_active"],
+    ).join(User, User.__table__.c["id"] == LoginSession.user_id)
+
+
+async def refresh_state(db: AsyncSession, session_id: uuid.UUID) -> RefreshState | None:
+    """The session (live or not) and whether its user is active, in one read."""
+    row = (await db.execute(_refresh_state().where(LoginSession.id == session_id))).first()
+    return None if row is None else RefreshState(*row)
+
+
+async def refresh_state_by_hash(db: AsyncSession, token_hash: str) -> RefreshState | None:
+    """The same, for the session whose current token has this hash (old-format tokens)."""
+    row = (
+        await db.execute(_refresh_state().where(LoginSession.refresh_token_hash == token_hash))
+    ).first()
+    return None if row is None else RefreshState(*row)
+
+
+async def generation_of(db: AsyncSession, session_id: uuid.UUID) -> int | None:
+    found: int | None = await db.scalar(
+        select(LoginSession.refresh_generation).where(LoginSession.id == session_id)
     )
     return found
 
@@ -56,36 +152,35 @@ async def session_id_for_refresh_hash(db: AsyncSession, token_hash: str) -> uuid
 async def rotate(
     db: AsyncSession,
     session_id: uuid.UUID,
+    generation: int,
     old_hash: str,
     new_hash: str,
     now: datetime,
 ) -> LoginSession | None:
-    """Swap the refresh hash in one conditional UPDATE: of racing callers exactly one wins.
-
-    The WHERE clause re-checks the old hash and liveness at write time, so no read-then-write
-    window exists. The old hash is recorded as rotated in the same transaction.
+    """Move the session to the next generation in one conditional UPDATE: of racing callers
+    exactly one wins. The WHERE clause re-checks generation, hash and liveness at write time
+    (no read-then-write window), and RETURNING hands the row back in the same statement, so
+    the write lock is held for this statement and the commit only. The row is updated in
+    place: however often a session refreshes, it stays one row.
     """
-    won = await _rowcount(
-        db,
+    login: LoginSession | None = await db.scalar(
         update(LoginSession)
         .where(
             LoginSession.id == session_id,
+            LoginSession.refresh_generation == generation,
             LoginSession.refresh_token_hash == old_hash,
             *_is_live(now),
         )
-        .values(refresh_token_hash=new_hash, last_used_at=now)
-        .execution_options(synchronize_session=False),
+        .values(refresh_generation=generation + 1, refresh_token_hash=new_hash, last_used_at=now)
+        .returning(LoginSession),
+        execution_options={"synchronize_session": False, "populate_existing": True},
     )
-    if won != 1:
-        return None
-    db.add(RotatedRefreshToken(token_hash=old_hash, session_id=session_id, rotated_at=now))
-    return (
-        await db.scalars(
-            select(LoginSession)
-            .where(LoginSession.id == session_id)
-            .execution_options(populate_existing=True)
-        )
-    ).one()
+    return login
+
+
+def record_rotated(db: AsyncSession, token_hash: str, session_id: uuid.UUID, now: datetime) -> None:
+    """An old-format token rotated away (the first rotation of a session from before)."""
+    db.add(RotatedRefreshToken(token_hash=token_hash, session_id=session_id, rotated_at=now))
 
 
 async def rotated_owner(db: AsyncSession, token_hash: str) -> tuple[uuid.UUID, uuid.UUID] | None:
@@ -127,13 +222,18 @@ async def revoke_all(
     )
 
 
-async def purge_expired(db: AsyncSession, user_id: uuid.UUID, now: datetime) -> int:
-    """Delete this user's sessions past their absolute end (their rotated hashes cascade):
-    nothing can use them any more, so reuse detection loses nothing."""
+async def purge_ended(db: AsyncSession, user_id: uuid.UUID, now: datetime) -> int:
+    """Delete this user's sessions that ended (past their absolute end, or revoked): nothing
+    can use them any more (their rotated hashes cascade). What is lost: replaying a token of
+    such a session answers REFRESH_TOKEN_INVALID instead of REFRESH_TOKEN_REUSED; the
+    session was over either way, and the log has kept why."""
     return await _rowcount(
         db,
         delete(LoginSession)
-        .where(LoginSession.user_id == user_id, LoginSession.expires_at <= now)
+        .where(
+            LoginSession.user_id == user_id,
+            or_(LoginSession.expires_at <= now, LoginSession.revoked_at.is_not(None)),
+        )
         .execution_options(synchronize_session=False),
     )
 

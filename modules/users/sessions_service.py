@@ -32,7 +32,8 @@ from modules.users.tokens import (
     AccessClaims,
     hash_refresh_token,
     issue_access_token,
-    new_refresh_token,
+    issue_refresh_token,
+    read_refresh_token,
 )
 
 USER_AGENT_MAX = 512
@@ -74,9 +75,10 @@ class SessionService:
     ) -> IssuedTokens:
         """A new session, with tokens never seen before (ASVS 7.2.4)."""
         now = utcnow()
-        refresh_token = new_refresh_token()
+        session_id = uuid.uuid4()
+        refresh_token = issue_refresh_token(self.runtime.secret, session_id, 0)
         login = LoginSession(
-            id=uuid.uuid4(),
+            id=session_id,
             user_id=user.id,
             created_at=now,
             last_used_at=now,
@@ -84,51 +86,98 @@ class SessionService:
             user_agent=user_agent[:USER_AGENT_MAX] if user_agent else None,
             client_address=client_address,
             refresh_token_hash=hash_refresh_token(refresh_token),
+            refresh_generation=0,
         )
+        await repository.lock_user(self.db, user.id)
         # Housekeeping where it costs least: a login writes anyway.
-        await repository.purge_expired(self.db, user.id, now)
+        await repository.purge_ended(self.db, user.id, now)
         repository.add_session(self.db, login)
+        await self.db.flush()
+        # The cap: past MAX_SESSIONS_PER_USER live sessions, the oldest logins end, so no
+        # number of logins grows the table or the session list without bound.
+        evicted = await repository.live_beyond(
+            self.db, user.id, now, self.runtime.settings.max_sessions_per_user
+        )
+        await repository.revoke_many(self.db, evicted, now)
         await self.db.commit()
         logger.bind(user_id=str(user.id), session_id=str(login.id)).info("login session started")
+        for session_id in evicted:
+            logger.bind(
+                user_id=str(user.id), session_id=str(session_id), reason="session cap"
+            ).info("login session revoked")
         return self._issue(login, refresh_token, now)
 
     async def refresh(self, refresh_token: str) -> IssuedTokens:
+        """One conditional UPDATE of the session row, nothing else written (but for the first
+        rotation of a session from before generation tokens): a refresh flood neither grows
+        the tables nor holds SQLite's write lock for more than that statement and the commit.
+        Everything that only reads is done before it."""
         now = utcnow()
-        old_hash = hash_refresh_token(refresh_token)
-        session_id = await repository.session_id_for_refresh_hash(self.db, old_hash)
-        if session_id is not None:
-            new_token = new_refresh_token()
-            login = await repository.rotate(
-                self.db, session_id, old_hash, hash_refresh_token(new_token), now
-            )
-            if login is not None:
-                user = await repository.get_user(self.db, login.user_id)
-                if user is None or not user.is_active:
-                    await self.end(login.id, login.user_id, reason="inactive")
-                    raise RefreshTokenInvalid
-                await self.db.commit()
-                logger.bind(user_id=str(login.user_id), session_id=str(login.id)).info(
-                    "refresh token rotated"
-                )
-                return self._issue(login, new_token, now)
-            # Lost a race for this token, or the session ended or expired meanwhile.
-        owner = await repository.rotated_owner(self.db, old_hash)
-        if owner is None:
-            await self.db.rollback()
+        presented_hash = hash_refresh_token(refresh_token)
+        claims = read_refresh_token(self.runtime.secret, refresh_token)
+        if claims is None:
+            # Not of the current format: an old-format token still current is found by hash.
+            state = await repository.refresh_state_by_hash(self.db, presented_hash)
+            if state is None:
+                await self._reuse_of_old_format(presented_hash, now)
+                raise RefreshTokenInvalid
+        else:
+            state = await repository.refresh_state(self.db, claims.session_id)
+            if state is None:  # its session was deleted (ended, then purged)
+                raise RefreshTokenInvalid
+            if claims.generation < state.generation:
+                await self._reused(state.session_id, state.user_id, now)
+            if claims.generation > state.generation:
+                raise RefreshTokenInvalid  # cannot happen without the secret
+        if not state.user_active:
+            await self.end(state.session_id, state.user_id, reason="inactive")
             raise RefreshTokenInvalid
-        reused_session, user_id = owner
-        ended = await repository.revoke(self.db, reused_session, user_id, now)
+        new_token = issue_refresh_token(self.runtime.secret, state.session_id, state.generation + 1)
+        login = await repository.rotate(
+            self.db,
+            state.session_id,
+            state.generation,
+            presented_hash,
+            hash_refresh_token(new_token),
+            now,
+        )
+        if login is None:
+            # Lost a race for this token (that is reuse), or the session ended meanwhile.
+            await self.db.rollback()
+            current = await repository.generation_of(self.db, state.session_id)
+            if current is not None and current > state.generation:
+                await self._reused(state.session_id, state.user_id, now)
+            raise RefreshTokenInvalid
+        if claims is None:
+            # Keeps reuse detection for the old-format token just rotated away.
+            repository.record_rotated(self.db, presented_hash, login.id, now)
         await self.db.commit()
-        logger.bind(
-            user_id=str(user_id), session_id=str(reused_session), session_ended=ended
-        ).warning("refresh token reuse detected: session revoked")
+        logger.bind(user_id=str(login.user_id), session_id=str(login.id)).info(
+            "refresh token rotated"
+        )
+        return self._issue(login, new_token, now)
+
+    async def _reuse_of_old_format(self, token_hash: str, now: datetime) -> None:
+        """An old-format token rotated away before: its row marks reuse (raises if so)."""
+        owner = await repository.rotated_owner(self.db, token_hash)
+        if owner is not None:
+            await self._reused(*owner, now)
+
+    async def _reused(self, session_id: uuid.UUID, user_id: uuid.UUID, now: datetime) -> None:
+        ended = await repository.revoke(self.db, session_id, user_id, now)
+        await self.db.commit()
+        logger.bind(user_id=str(user_id), session_id=str(session_id), session_ended=ended).warning(
+            "refresh token reuse detected: session revoked"
+        )
         raise RefreshTokenReused
 
     async def is_live(self, claims: AccessClaims) -> bool:
         return await repository.is_live(self.db, claims.session_id, claims.user_id, utcnow())
 
-    async def list_live(self, user_id: uuid.UUID) -> list[LoginSession]:
-        return await repository.list_live(self.db, user_id, utcnow())
+    async def list_live(
+        self, user_id: uuid.UUID, limit: int, after: tuple[datetime, uuid.UUID] | None = None
+    ) -> list[LoginSession]:
+        return await repository.list_live(self.db, user_id, utcnow(), limit, after)
 
     async def end(self, session_id: uuid.UUID, user_id: uuid.UUID, reason: str) -> bool:
         ended = await repository.revoke(self.db, session_id, user_id, utcnow())

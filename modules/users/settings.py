@@ -13,6 +13,8 @@ class UsersSettings(BaseSettings):
     refresh_token_ttl: int = Field(
         default=2_592_000, gt=0, description="absolute lifetime of a login session, seconds"
     )
+    # Live sessions a user may hold; a login past it ends the oldest (by login time).
+    max_sessions_per_user: int = Field(default=100, ge=1, le=10_000)
     reset_token_ttl: int = Field(default=3600, gt=0, description="seconds")
     verify_token_ttl: int = Field(default=86_400, gt=0, description="seconds")
     # How long the "undo" link mailed to the old address after an email change works.

@@ -6,13 +6,24 @@ places, the audience `gatehouse:access` and the claim `typ: "access"` (plus the 
 secret but for other audiences, can never pass as one (RFC 8725 §3.11). Only the key given
 here is used: `jku`, `x5u`, `jwk` and `kid` headers are never looked at.
 
-Refresh tokens are 256 random bits; the database keeps only their SHA-256.
+Refresh tokens are opaque to clients: base64url of (version, session id, generation, 128
+random bits) and an HMAC-SHA256 tag over them (truncated to 128 bits), under a key derived from
+the secret for this use only. The database keeps the session's generation and the SHA-256 of
+its one current token, nothing more: a token of an older generation is recognised by its tag
+as one we issued, so presenting it again is reuse, without a row per rotation. The random part
+means the secret alone cannot forge a current token (its hash must match too); the tag means a
+forged old generation cannot end someone's session. Tokens issued before this format (256
+random bits) are still honoured through their hashes.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import hmac
 import secrets
+import struct
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +36,14 @@ ACCESS_AUDIENCE = "gatehouse:access"
 ACCESS_TYPE = "access"
 ACCESS_HEADER_TYPE = "at+jwt"
 REQUIRED_CLAIMS = ["sub", "aud", "iss", "iat", "exp", "jti", "sid", "typ"]
-REFRESH_TOKEN_BYTES = 32
+REFRESH_TOKEN_VERSION = 1
+# version, session id, generation, random part; then the tag.
+_REFRESH_BODY = struct.Struct(">B16sQ16s")
+REFRESH_TAG_BYTES = 16
+REFRESH_TOKEN_LENGTH = len(
+    base64.urlsafe_b64encode(b"\0" * (_REFRESH_BODY.size + REFRESH_TAG_BYTES)).rstrip(b"=")
+)
+_REFRESH_KEY_LABEL = b"gatehouse refresh token v1"
 
 
 class InvalidAccessToken(Exception):
@@ -87,10 +105,44 @@ def read_access_token(secret: str, token: str) -> AccessClaims:
         raise InvalidAccessToken("malformed claims") from None
 
 
-def new_refresh_token() -> str:
-    return secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
+@dataclass(frozen=True)
+class RefreshClaims:
+    session_id: uuid.UUID
+    generation: int
+
+
+def _refresh_tag(secret: str, body: bytes) -> bytes:
+    # Its own key: a refresh tag can never be confused with any other use of the secret.
+    key = hmac.new(secret.encode(), _REFRESH_KEY_LABEL, hashlib.sha256).digest()
+    return hmac.new(key, body, hashlib.sha256).digest()[:REFRESH_TAG_BYTES]
+
+
+def issue_refresh_token(secret: str, session_id: uuid.UUID, generation: int) -> str:
+    body = _REFRESH_BODY.pack(
+        REFRESH_TOKEN_VERSION, session_id.bytes, generation, secrets.token_bytes(16)
+    )
+    token = body + _refresh_tag(secret, body)
+    return base64.urlsafe_b64encode(token).rstrip(b"=").decode()
+
+
+def read_refresh_token(secret: str, token: str) -> RefreshClaims | None:
+    """The session and generation of a token we issued in this format; None for anything
+    else (a token from before this format, or not ours at all)."""
+    if len(token) != REFRESH_TOKEN_LENGTH:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except (ValueError, binascii.Error):
+        return None
+    body, tag = raw[:-REFRESH_TAG_BYTES], raw[-REFRESH_TAG_BYTES:]
+    if len(body) != _REFRESH_BODY.size or not hmac.compare_digest(tag, _refresh_tag(secret, body)):
+        return None
+    version, session_id, generation, _random = _REFRESH_BODY.unpack(body)
+    if version != REFRESH_TOKEN_VERSION:
+        return None
+    return RefreshClaims(session_id=uuid.UUID(bytes=session_id), generation=generation)
 
 
 def hash_refresh_token(token: str) -> str:
-    # A plain digest is enough: the token has 256 random bits, nothing to brute-force.
+    # A plain digest is enough: the token has 128 or more random bits, nothing to brute-force.
     return hashlib.sha256(token.encode()).hexdigest()

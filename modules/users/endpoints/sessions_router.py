@@ -1,10 +1,17 @@
-"""/users/me/sessions: the caller's live login sessions; end one of them."""
+"""/users/me/sessions: the caller's live login sessions, a page at a time; end one of them."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import struct
 import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 
 from modules.users.dependencies import CurrentLogin
 from modules.users.endpoints.responses import problem_examples
@@ -16,6 +23,41 @@ from modules.users.sessions_service import SessionServiceDep, as_utc
 router = APIRouter()
 
 _UNAUTHORIZED = problem_examples(401, "UNAUTHORIZED")
+
+# A page is at most as long as the default cap: with default settings one page holds them all.
+DEFAULT_PAGE = 50
+MAX_PAGE = 100
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# A cursor is the (login time in µs, id) of the last session of the page before, packed and
+# base64url-encoded: opaque to clients, and only ever a position in the caller's own list.
+_CURSOR = struct.Struct(">q16s")
+_CURSOR_LENGTH = len(base64.urlsafe_b64encode(b"\0" * _CURSOR.size).rstrip(b"="))
+
+
+def _cursor_of(login: LoginSession) -> str:
+    micros = (as_utc(login.created_at) - _EPOCH) // timedelta(microseconds=1)
+    packed = _CURSOR.pack(micros, login.id.bytes)
+    return base64.urlsafe_b64encode(packed).rstrip(b"=").decode()
+
+
+def _position(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The position a cursor stands for; a 422 like any invalid parameter otherwise."""
+    try:
+        if len(cursor) != _CURSOR_LENGTH:
+            raise ValueError
+        micros, raw_id = _CURSOR.unpack(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return _EPOCH + timedelta(microseconds=micros), uuid.UUID(bytes=raw_id)
+    except (ValueError, binascii.Error, struct.error, OverflowError):
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", "cursor"),
+                    "msg": "Not a cursor this list handed out.",
+                    "type": "value_error",
+                }
+            ]
+        ) from None
 
 
 def _read(login: LoginSession, current: uuid.UUID) -> SessionRead:
@@ -33,12 +75,45 @@ def _read(login: LoginSession, current: uuid.UUID) -> SessionRead:
 @router.get(
     "/me/sessions",
     name="users:sessions",
-    summary="List my live sessions (the one making this call is flagged `current`)",
+    summary="List my live sessions, newest login first (the calling one is flagged `current`)",
+    description=(
+        f"A page of at most `limit` sessions (default {DEFAULT_PAGE}, at most {MAX_PAGE}). "
+        "The body is always a bare array; when more follow, the `Link` header (RFC 8288) "
+        'names the next page: `Link: </users/me/sessions?limit=50&cursor=…>; rel="next"`. '
+        "Follow it as given; the cursor is opaque. No `Link` header: this was the last page."
+    ),
     response_model=list[SessionRead],
-    responses=_UNAUTHORIZED,
+    responses={
+        200: {
+            "headers": {
+                "Link": {
+                    "description": 'The next page, `<url>; rel="next"`; absent on the last.',
+                    "schema": {"type": "string"},
+                }
+            }
+        },
+        **_UNAUTHORIZED,
+    },
 )
-async def list_sessions(login: CurrentLogin, sessions: SessionServiceDep) -> list[SessionRead]:
-    return [_read(s, login.session_id) for s in await sessions.list_live(login.user.id)]
+async def list_sessions(
+    request: Request,
+    response: Response,
+    login: CurrentLogin,
+    sessions: SessionServiceDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
+    cursor: Annotated[
+        str | None, Query(max_length=64, description="From the `Link` header of a page.")
+    ] = None,
+) -> list[SessionRead]:
+    after = _position(cursor) if cursor is not None else None
+    # One more than asked for tells whether another page follows.
+    page = await sessions.list_live(login.user.id, limit + 1, after)
+    if len(page) > limit:
+        page = page[:limit]
+        query = urlencode({"limit": limit, "cursor": _cursor_of(page[-1])})
+        # A relative reference (RFC 8288 §3.1): never built from the Host header.
+        response.headers["Link"] = f'<{request.url.path}?{query}>; rel="next"'
+    return [_read(s, login.session_id) for s in page]
 
 
 @router.delete(

@@ -5,15 +5,21 @@ unverified until confirmed."""
 
 from __future__ import annotations
 
+from email.message import EmailMessage
+from urllib.parse import parse_qs, urlsplit
+
 import httpx
 from fastapi import FastAPI
 
+from app.factory import create_app
 from app.settings import CoreSettings
+from modules.integrations.settings import IntegrationsSettings
 from modules.users.settings import UsersSettings
 from tests.helpers import PASSWORD, assert_problem, bearer, login, register
 from tests.mail import sent_mail, token_in, wait_for_mail
 from tests.modules.users.apps import client_for, running_app
 from tests.modules.users.test_sessions import make_superuser
+from tests.upstreams import app_client, eventually, start_smtp_server
 
 OLD = "ada@example.com"
 NEW = "mallory@example.net"
@@ -160,3 +166,49 @@ async def test_a_superuser_may_set_a_new_address_as_verified(
     await wait_for_mail(app, OLD, "email address of your account was changed")
     await app.state.background.drain()
     assert [m for m in sent_mail(app) if m.to == NEW] == []  # nothing to confirm
+
+
+def _token_from(mail: EmailMessage, path: str) -> str:
+    """The token of the link to `path` in a parsed mail."""
+    for line in mail.get_content().splitlines():
+        link = urlsplit(line.strip())
+        if link.scheme in ("http", "https") and link.path == path:
+            token: str = parse_qs(link.query)["token"][0]
+            return token
+    raise AssertionError(f"no link to {path} in the mail")
+
+
+async def test_the_change_notices_go_out_over_smtp(settings: CoreSettings) -> None:
+    """The real delivery path (aiosmtpd on 127.0.0.1), mails parsed with the email package."""
+    controller, catcher = start_smtp_server()
+    try:
+        url = f"smtp://127.0.0.1:{controller.port}"
+        integrations = IntegrationsSettings(mail_url=url)  # type: ignore[arg-type]
+        app = create_app(settings, module_settings={"integrations": integrations})
+        async with app_client(app) as client:
+            await register(client, OLD)
+            tokens = await login(client, OLD)
+            changed = await client.patch(
+                "/users/me",
+                json={"email": NEW, "current_password": PASSWORD},
+                headers=bearer(tokens["access_token"]),
+            )
+            assert changed.status_code == 200, changed.text
+            await eventually(lambda: len(catcher.messages) == 2)
+            by_recipient = {m["To"]: m for m in catcher.messages}
+            notice = by_recipient[OLD]
+            assert notice["Subject"] == "The email address of your account was changed"
+            assert NEW in notice.get_content()
+            assert _token_from(by_recipient[NEW], "/auth/verify")
+
+            undo = _token_from(notice, "/auth/undo-email-change")
+            undone = await client.post(
+                "/auth/undo-email-change", json={"token": undo, "password": NEW_PASSWORD}
+            )
+            assert undone.status_code == 200, undone.text
+            await eventually(lambda: len(catcher.messages) == 3)
+            told = catcher.messages[2]
+            assert (told["To"], told["Subject"]) == (OLD, "Your password was changed")
+            assert NEW_PASSWORD not in told.get_content()
+    finally:
+        controller.stop()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import secrets
 import time
+import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import jwt
@@ -13,12 +16,15 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
+from app.database import create_engine
 from app.factory import create_app
 from app.settings import CoreSettings
 from modules.users.models import LoginSession, RotatedRefreshToken
 from modules.users.settings import UsersSettings
+from modules.users.tokens import issue_refresh_token
 from tests.conftest import LogCapture
 from tests.helpers import assert_problem, bearer, login, register
+from tests.live_server import serve
 
 EMAIL = "ada@example.com"
 
@@ -186,3 +192,143 @@ async def test_expired_sessions_are_purged_at_the_next_login(
         sessions = await db.scalar(select(func.count()).select_from(LoginSession))
         rotated = await db.scalar(select(func.count()).select_from(RotatedRefreshToken))
     assert (sessions, rotated) == (1, 0)
+
+
+FLOOD_LOOPS = 6
+FLOOD_REFRESHES = 200  # per loop
+FLOOD_SECONDS = 20.0  # and never longer than this
+
+
+async def test_parallel_refresh_loops_never_fail_and_write_a_bounded_number_of_rows(
+    app: FastAPI, settings: CoreSettings
+) -> None:
+    """Six clients each refresh their own session as fast as they can, all at once, against a
+    real server (the audit's flood): no refresh fails with a 5xx, and the tables do not grow
+    with the number of refreshes."""
+    with serve(app) as base_url:
+        async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+            await register(client, EMAIL)
+            tokens = [(await login(client, EMAIL))["refresh_token"] for _ in range(FLOOD_LOOPS)]
+            deadline = time.monotonic() + FLOOD_SECONDS
+
+            async def loop(token: str) -> int:
+                done = 0
+                while done < FLOOD_REFRESHES and time.monotonic() < deadline:
+                    answer = await refresh(client, token)
+                    assert answer.status_code == 200, answer.text
+                    token = answer.json()["refresh_token"]
+                    done += 1
+                return done
+
+            started = time.monotonic()
+            done = sum(await asyncio.gather(*(loop(t) for t in tokens)))
+            print(f"{done} refreshes in {time.monotonic() - started:.1f}s")
+            assert done >= FLOOD_LOOPS * 10  # the loops really ran in parallel for a while
+
+    # An engine of this event loop's own: the app's pool belongs to the server's thread.
+    engine = create_engine(settings.database_url)
+    async with engine.connect() as db:
+        sessions = await db.scalar(select(func.count()).select_from(LoginSession))
+        rotated = await db.scalar(select(func.count()).select_from(RotatedRefreshToken))
+    await engine.dispose()
+    assert (sessions, rotated) == (FLOOD_LOOPS, 0)
+
+
+def session_of(pair: dict[str, str]) -> uuid.UUID:
+    return uuid.UUID(jwt.decode(pair["access_token"], options={"verify_signature": False})["sid"])
+
+
+async def test_a_session_stays_one_row_and_keeps_only_a_hash(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    await register(client, EMAIL)
+    pair = await login(client, EMAIL)
+    tokens = [pair["refresh_token"]]
+    for _ in range(3):
+        tokens.append((await refresh(client, tokens[-1])).json()["refresh_token"])
+
+    async with app.state.database.sessionmaker() as db:
+        (row,) = (await db.scalars(select(LoginSession))).all()
+        rotated = await db.scalar(select(func.count()).select_from(RotatedRefreshToken))
+    assert rotated == 0
+    assert row.id == session_of(pair)
+    assert row.refresh_generation == 3
+    assert row.refresh_token_hash == hashlib.sha256(tokens[-1].encode()).hexdigest()
+    stored = " ".join(str(v) for v in vars(row).values())
+    assert not any(token in stored for token in tokens)
+    # Every older generation is still recognised as one we issued: reuse ends the session.
+    assert_problem(await refresh(client, tokens[1]), 401, "REFRESH_TOKEN_REUSED")
+    assert_problem(await refresh(client, tokens[-1]), 401, "REFRESH_TOKEN_INVALID")
+
+
+async def test_a_forged_old_generation_cannot_end_a_session(client: httpx.AsyncClient) -> None:
+    """Knowing a session id (it is in every access token) is not enough to pass a token off
+    as an older generation of it: the tag is checked first."""
+    await register(client, EMAIL)
+    pair = await login(client, EMAIL)
+    current = (await refresh(client, pair["refresh_token"])).json()
+    forged = issue_refresh_token("not-the-servers-secret-" * 2, session_of(pair), 0)
+
+    assert_problem(await refresh(client, forged), 401, "REFRESH_TOKEN_INVALID")
+    assert await me_status(client, current["access_token"]) == 200
+    assert (await refresh(client, current["refresh_token"])).status_code == 200
+
+
+async def session_from_before(app: FastAPI, user_id: uuid.UUID) -> tuple[str, str, uuid.UUID]:
+    """A session as the code before generation tokens left it: its current token a bare
+    random string known by its hash, its previous one in a rotated_refresh_token row.
+    Returns (previous token, current token, session id)."""
+    older, current = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    session_id = uuid.uuid4()
+    now = datetime.now(UTC)
+    async with app.state.database.sessionmaker() as db:
+        db.add(
+            LoginSession(
+                id=session_id,
+                user_id=user_id,
+                created_at=now,
+                last_used_at=now,
+                expires_at=now + timedelta(days=30),
+                refresh_token_hash=hashlib.sha256(current.encode()).hexdigest(),
+            )
+        )
+        await db.flush()
+        db.add(
+            RotatedRefreshToken(
+                token_hash=hashlib.sha256(older.encode()).hexdigest(),
+                session_id=session_id,
+                rotated_at=now,
+            )
+        )
+        await db.commit()
+    return older, current, session_id
+
+
+async def test_refresh_tokens_issued_before_generations_keep_working(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    user = await register(client, EMAIL)
+    _, current, session_id = await session_from_before(app, uuid.UUID(user["id"]))
+
+    rotated = await refresh(client, current)
+    assert rotated.status_code == 200, rotated.text
+    pair = rotated.json()
+    assert session_of(pair) == session_id
+    again = await refresh(client, pair["refresh_token"])  # the new format takes over
+    assert again.status_code == 200, again.text
+    newest = again.json()
+
+    # The old-format token just rotated away is reuse, like any other.
+    assert_problem(await refresh(client, current), 401, "REFRESH_TOKEN_REUSED")
+    assert await me_status(client, newest["access_token"]) == 401
+    assert_problem(await refresh(client, newest["refresh_token"]), 401, "REFRESH_TOKEN_INVALID")
+
+
+async def test_a_rotated_token_from_before_the_change_still_ends_its_session(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    user = await register(client, EMAIL)
+    older, current, _ = await session_from_before(app, uuid.UUID(user["id"]))
+
+    assert_problem(await refresh(client, older), 401, "REFRESH_TOKEN_REUSED")
+    assert_problem(await refresh(client, current), 401, "REFRESH_TOKEN_INVALID")

@@ -34,3 +34,16 @@ async def test_token_routes_document_their_failures(client: httpx.AsyncClient) -
         "/auth/jwt/logout",
         "/auth/jwt/logout-all",
     ]
+
+
+async def test_the_session_list_documents_its_pages(client: httpx.AsyncClient) -> None:
+    listing = (await client.get("/openapi.json")).json()["paths"]["/users/me/sessions"]["get"]
+    parameters = {p["name"]: p for p in listing["parameters"]}
+    assert parameters["limit"]["in"] == "query"
+    assert parameters["limit"]["schema"]["maximum"] == 100
+    assert parameters["limit"]["schema"]["default"] == 50
+    assert parameters["cursor"]["in"] == "query"
+    ok = listing["responses"]["200"]
+    assert "Link" in ok["headers"]
+    assert ok["content"]["application/json"]["schema"]["type"] == "array"
+    assert "422" in listing["responses"]
