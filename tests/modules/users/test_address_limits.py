@@ -37,26 +37,26 @@ async def _guess(client: httpx.AsyncClient, username: str, password: str) -> htt
 async def test_parallel_guesses_from_one_address_cannot_pass_its_limit(
     settings: CoreSettings, store: str
 ) -> None:
-    """50 simultaneous guesses at 50 usernames from one address, limit 20 failures: at most 20
-    reach a password check (all 50 did before the in-flight reservation)."""
+    """50 simultaneous guesses at 50 usernames from one address, limit 8 failures: at most 8
+    reach a password check (all 50 did before the in-flight reservation; the audit saw 50 of 50
+    with the default limit of 20). A small limit keeps the database pool out of the test."""
     if store == "redis":
         settings = settings.model_copy(update={"redis_url": require_redis()})
-    users = UsersSettings(login_max_failures=5)  # per address: 5 x 4 = 20
+    users = UsersSettings(login_max_failures=2)  # per address: 2 x 4 = 8
     run = uuid.uuid4().hex[:10]
     async with running_app(settings, users) as app, client_for(app, _address()) as client:
         answers = await asyncio.gather(
             *(_guess(client, f"u{n}-{run}@example.com", WRONG) for n in range(50))
         )
         statuses = [a.status_code for a in answers]
-        assert set(statuses) <= {400, 429}
         checked = statuses.count(400)
-        assert 1 <= checked <= 20, statuses
+        assert 1 <= checked <= 8 and statuses.count(429) == 50 - checked, statuses
         for answer in answers:
             if answer.status_code == 429:
                 assert_problem(answer, 429, "RATE_LIMITED")
                 assert int(answer.headers["retry-after"]) >= 1
-        # Whatever raced, the budget is spent once 20 failures are in: the next one is refused.
-        for n in range(20 - checked):
+        # Whatever raced, the budget is spent once 8 failures are in: the next one is refused.
+        for n in range(8 - checked):
             await _guess(client, f"late{n}-{run}@example.com", WRONG)
         assert (await _guess(client, f"last-{run}@example.com", WRONG)).status_code == 429
 
