@@ -57,13 +57,20 @@ def ensure_sqlite_folder(url: str) -> None:
 
 
 def create_engine(url: str) -> AsyncEngine:
+    """The one way an engine is made (the app's and the migrations')."""
     ensure_sqlite_folder(url)
+    # hide_parameters: a database error's text would otherwise quote every bound value
+    # (`[parameters: (…, 'ada@…', '$argon2id$…')]`), and tracebacks go to the log.
     if is_sqlite(url):
-        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        engine = create_async_engine(
+            url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            hide_parameters=True,
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     else:
         # pool_pre_ping: a restarted database server does not cost the next request a 500.
-        engine = create_async_engine(url, pool_pre_ping=True, pool_timeout=5)
+        engine = create_async_engine(url, pool_pre_ping=True, pool_timeout=5, hide_parameters=True)
     return engine
 
 

@@ -5,6 +5,8 @@ The assets come from the installed `fastapi-offline` package; only its static fo
 
 from __future__ import annotations
 
+import os
+from os import PathLike
 from pathlib import Path
 
 import fastapi_offline
@@ -16,6 +18,8 @@ from fastapi.openapi.docs import (
 )
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
+from starlette.types import Scope
 
 ASSETS_PATH = "/docs-assets"
 ASSETS_DIR = Path(fastapi_offline.__file__).parent / "static"
@@ -34,9 +38,27 @@ def _with_csp(response: HTMLResponse) -> HTMLResponse:
     return response
 
 
+class _PublicStaticFiles(StaticFiles):
+    """The docs' JS and CSS are the same for everyone: cacheable, unlike every other answer
+    (the middleware's default is `no-store`)."""
+
+    def file_response(
+        self,
+        full_path: PathLike[str] | str,
+        stat_result: os.stat_result,
+        scope: Scope,
+        status_code: int = 200,
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        response.headers["Cache-Control"] = "public, max-age=3600"
+        return response
+
+
 def install_docs(app: FastAPI, title: str) -> None:
-    app.mount(ASSETS_PATH, StaticFiles(directory=ASSETS_DIR), name="docs-assets")
-    openapi_url = app.openapi_url or "/openapi.json"
+    if app.openapi_url is None:
+        return  # DOCS_ENABLED is off (the default in production): no schema, no pages
+    app.mount(ASSETS_PATH, _PublicStaticFiles(directory=ASSETS_DIR), name="docs-assets")
+    openapi_url = app.openapi_url
     oauth2_redirect_url = "/docs/oauth2-redirect"
 
     @app.get("/docs", include_in_schema=False)
@@ -55,7 +77,7 @@ def install_docs(app: FastAPI, title: str) -> None:
 
     @app.get(oauth2_redirect_url, include_in_schema=False)
     async def swagger_ui_redirect() -> HTMLResponse:
-        return get_swagger_ui_oauth2_redirect_html()
+        return _with_csp(get_swagger_ui_oauth2_redirect_html())
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc() -> HTMLResponse:

@@ -70,13 +70,17 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
+        openapi_url="/openapi.json" if settings.serve_docs else None,  # DOCS_ENABLED
+        # No 307 to "http://<Host header>/path" for "/path/": a client would re-send the body
+        # (a password) to whichever host the request named. "/path/" is a plain 404.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.module_settings = {m.module.name: m.settings for m in loaded}
     app.state.readiness_checks = {}
 
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, settings=settings)
     app.include_router(health.router)
     _mount_modules(app, loaded)
     docs.install_docs(app, TITLE)

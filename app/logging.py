@@ -1,8 +1,9 @@
 """loguru is the one sink: stdlib logging is routed into it, every line carries the request id.
 
 Secrets never reach a line: the patcher below scrubs bearer tokens, JWTs, password and token
-fields and the signing key from every message, and escapes CR/LF so user input cannot forge a
-line.
+fields, password hashes, the values a database error quotes and the signing key from every
+message and traceback, and escapes every control character (C0, C1, DEL, line separators, bidi
+overrides) so user input can neither forge a line nor drive the terminal that shows it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ REDACTED = "[REDACTED]"
 
 # Order matters: the most specific patterns first.
 _REDACTIONS: list[tuple[re.Pattern[str], str]] = [
+    # Password hashes (argon2 PHC strings, bcrypt's modular crypt format), wherever they appear:
+    # a database error's parameters or PostgreSQL's "Failing row contains (…)".
+    (re.compile(r"\$argon2(?:id|i|d)\$[A-Za-z0-9+/=$,.]+"), REDACTED),
+    (re.compile(r"\$2[abxy]?\$\d{2}\$[./A-Za-z0-9]{53}"), REDACTED),
+    # PostgreSQL quotes the offending values in its DETAIL: "Key (email)=(ada@…) already exists".
+    (re.compile(r"(\bKey \([^)]*\)=).*"), rf"\1({REDACTED})"),
+    (re.compile(r"(\bFailing row contains )\(.*\)"), rf"\1({REDACTED})"),
     # Authorization header values, in any form they may be printed.
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9\-._~+/]+=*"), rf"\1 {REDACTED}"),
     # Anything shaped like a JWT.
@@ -53,14 +61,33 @@ def register_secret(value: str) -> None:
         _secret_values.add(value)
 
 
+# C0, DEL and C1 controls, the Unicode line/paragraph separators and the bidi overrides: none is
+# printed raw. A raw ESC lets a path repaint the developer's terminal; CR/LF forge lines.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED_CONTROLS = {"\r": "\\r", "\n": "\\n", "\t": "\\t"}
+
+
+def _escape_control(match: re.Match[str]) -> str:
+    char = match.group()
+    named = _NAMED_CONTROLS.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def escape_controls(text: str) -> str:
+    return _CONTROLS.sub(_escape_control, text)
+
+
 def redact(text: str) -> str:
     for value in _secret_values:
         if value in text:
             text = text.replace(value, REDACTED)
     for pattern, replacement in _REDACTIONS:
         text = pattern.sub(replacement, text)
-    # One event, one line: CR/LF from user input are shown escaped, never obeyed.
-    return text.replace("\r", "\\r").replace("\n", "\\n")
+    # One event, one line, and nothing a terminal obeys: controls are shown escaped.
+    return escape_controls(text)
 
 
 def _patch(record: Record) -> None:
@@ -107,18 +134,30 @@ def redact_multiline(text: str) -> str:
 _SHOWN_IN_MESSAGE = {"request_id", "method", "path", "status", "duration_ms"}
 
 
+def _literal(text: str) -> str:
+    """Text placed in a loguru format string: no field, no colour markup."""
+    return text.replace("{", "{{").replace("}", "}}").replace("<", r"\<")
+
+
 def _pretty_formatter(record: Record) -> str:
     extras = {
         k: v for k, v in record["extra"].items() if k not in _SHOWN_IN_MESSAGE and v is not None
     }
-    suffix = " " + " ".join(f"{k}={v}" for k, v in extras.items()) if extras else ""
+    # Non-string extras too: a value's repr can carry what the patcher did not see.
+    suffix = " " + " ".join(f"{k}={escape_controls(str(v))}" for k, v in extras.items())
     rid = record["extra"].get("request_id") or "-"
+    # The traceback is formatted here (not by loguru's "{exception}") so it is redacted like the
+    # JSON sink's: a database error's text may quote parameters, hashes, user input.
+    exception = ""
+    if record["exception"] is not None:
+        exception = redact_multiline("".join(_format_exception(record))) + "\n"
     return (
         "<green>{time:HH:mm:ss.SSS}</green> <level>{level: <8}</level> "
-        f"<cyan>{rid}</cyan> "
+        f"<cyan>{_literal(rid)}</cyan> "
         "<level>{message}</level>"
-        + suffix.replace("{", "{{").replace("}", "}}").replace("<", r"\<")
-        + "\n{exception}"
+        + (_literal(suffix) if extras else "")
+        + "\n"
+        + _literal(exception)
     )
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import secrets
+import zlib
+from collections import Counter
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -15,6 +19,14 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 # RFC 7518 §3.2: an HS256 key must be at least as long as the hash output (256 bits).
 MIN_SECRET_KEY_BYTES = 32
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
+# Production refuses placeholders (`aaaa…`, `change-me-change-me…`): a floor well below what any
+# generated key of 32+ characters scores (a random 32-character hex key: 95 bits at worst), so a
+# real key is never refused by bad luck. It cannot prove randomness; it catches what is not.
+MIN_SECRET_KEY_ESTIMATED_BITS = 80
+MIN_SECRET_KEY_DISTINCT_CHARACTERS = 12
+GENERATE_KEY_HINT = (
+    'generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))"'
+)
 
 
 class SettingsError(ValueError):
@@ -44,6 +56,10 @@ class CoreSettings(BaseSettings):
     forwarded_header: Literal["X-Forwarded-For", "Forwarded"] = "X-Forwarded-For"
     max_body_bytes: int = Field(default=65536, gt=0)
     public_url: str = "http://127.0.0.1:8000"
+    # /docs, /redoc, /openapi.json: unset means on, except in production.
+    docs_enabled: bool | None = None
+    # Seconds from the end of the headers until the whole body must be in (then 408).
+    body_read_timeout: float = Field(default=10, gt=0)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, gt=0, lt=65536)
     # Where development keeps its generated secret key (and the default SQLite file).
@@ -78,18 +94,37 @@ class CoreSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_insecure_production(self) -> CoreSettings:
-        if self.secret_key is not None:
-            if len(self.secret_key.get_secret_value().encode()) < MIN_SECRET_KEY_BYTES:
-                raise SettingsError(
-                    f"SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes (generate one with: "
-                    'python -c "import secrets; print(secrets.token_urlsafe(48))")'
-                )
-        elif self.environment == "production":
+        key = self.secret_key.get_secret_value() if self.secret_key is not None else None
+        if key is not None and len(key.encode()) < MIN_SECRET_KEY_BYTES:
             raise SettingsError(
+                f"SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes ({GENERATE_KEY_HINT})"
+            )
+        if self.environment != "production":
+            return self
+        # Every refusal at once, in one line: a deploy fixes them all in one go.
+        problems = []
+        if key is None:
+            problems.append(
                 "SECRET_KEY is required when ENVIRONMENT=production "
                 f"(at least {MIN_SECRET_KEY_BYTES} random bytes)"
             )
+        elif not _looks_random(key):
+            problems.append(
+                "SECRET_KEY looks like a placeholder, not a random key "
+                f"(too few distinct characters or too repetitive; {GENERATE_KEY_HINT})"
+            )
+        url_problem = _public_url_problem(self.public_url, "public_url" in self.model_fields_set)
+        if url_problem:
+            problems.append(url_problem)
+        if problems:
+            raise SettingsError("; ".join(problems))
         return self
+
+    @property
+    def serve_docs(self) -> bool:
+        if self.docs_enabled is not None:
+            return self.docs_enabled
+        return self.environment != "production"
 
     @property
     def is_development(self) -> bool:
@@ -107,6 +142,56 @@ class CoreSettings(BaseSettings):
         if self.secret_key is not None:
             return self.secret_key.get_secret_value()
         return _load_or_create_dev_key(self.data_dir / SECRET_KEY_FILE)
+
+
+def estimated_key_bits(key: str) -> float:
+    """A pessimistic estimate of a key's entropy: the smaller of its character-frequency
+    (Shannon) total and its zlib-compressed size. Repeats and runs score low on one or both."""
+    if not key:
+        return 0.0
+    counts = Counter(key)
+    length = len(key)
+    shannon = -sum(n / length * math.log2(n / length) for n in counts.values()) * length
+    # 6 bytes of zlib framing (header and checksum) carry no information about the key.
+    compressed = (len(zlib.compress(key.encode(), 9)) - 6) * 8
+    return min(shannon, float(compressed))
+
+
+def _looks_random(key: str) -> bool:
+    return (
+        len(set(key)) >= MIN_SECRET_KEY_DISTINCT_CHARACTERS
+        and estimated_key_bits(key) >= MIN_SECRET_KEY_ESTIMATED_BITS
+    )
+
+
+def _public_url_problem(url: str, was_set: bool) -> str | None:
+    """Production's PUBLIC_URL is where users reach the service: the mails' links carry it."""
+    if not was_set:
+        return (
+            "PUBLIC_URL must be set when ENVIRONMENT=production "
+            "(the address users reach, e.g. https://auth.example.com; mails link to it)"
+        )
+    parts = urlsplit(url)
+    host = parts.hostname
+    if parts.scheme not in ("http", "https") or not host:
+        return f"PUBLIC_URL must be an absolute http(s) URL (got {url!r})"
+    if _is_loopback(host):
+        return (
+            "PUBLIC_URL must not be a loopback or unspecified address when "
+            f"ENVIRONMENT=production (got {url!r}: mailed links would point at the reader's "
+            "own machine)"
+        )
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
 
 
 def _load_or_create_dev_key(path: Path) -> str:

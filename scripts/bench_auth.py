@@ -137,7 +137,9 @@ def start_server(workdir: Path, mail_url: str, stock: bool = False) -> Server:
         "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
         "DATA_DIR": str(workdir / "data"),
         "MAIL_URL": mail_url,
-        "PUBLIC_URL": f"http://127.0.0.1:{port}",
+        # Production refuses a loopback PUBLIC_URL (mailed links would point at the reader's own
+        # machine); the bench never follows a mailed link.
+        "PUBLIC_URL": "https://gatehouse.bench.example",
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "WARNING",
         # Every client of the benchmark is 127.0.0.1: the per-address flood budgets would

@@ -91,7 +91,7 @@ class PasswordHasher:
         self._dummy_lock = threading.Lock()
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
-        """Run any CPU-bound function (zxcvbn too) in the pool."""
+        """Run a CPU-bound function in the pool (the strength check has its own: strength.py)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, function, *args)
 

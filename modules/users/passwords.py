@@ -3,26 +3,19 @@ estimate (zxcvbn) that refuses the most common passwords.
 
 No composition rules (ASVS 6.2.5): a lower-case passphrase, spaces and Unicode are all fine.
 The password is checked exactly as typed: nothing is trimmed, folded or truncated (only
-zxcvbn's *input* is cut to its first ZXCVBN_MAX_INPUT characters, to bound its cost).
+zxcvbn's *input* is bounded, to bound its cost: see strength.py).
 """
 
 from __future__ import annotations
 
-import re
-import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-# zxcvbn's matching is super-linear in the length (~15-30 ms for 64 characters here); past 64
-# characters a password's first 64 characters decide whether it is guessable.
-ZXCVBN_MAX_INPUT = 64
+from modules.users.strength import TOO_SLOW, CheckUnavailable, strength_problem
 
-# zxcvbn() stores the user inputs in a module-level dictionary before matching: two threads
-# scoring at once could each use the other's email. One at a time.
-_ZXCVBN_LOCK = threading.Lock()
-
-# Runs a CPU-bound function away from the event loop (PasswordHasher.run).
+# Runs the CPU-bound strength check: StrengthChecker.run in the app (its own worker process,
+# never the hashing threads); inline by default, for scripts.
 Runner = Callable[..., Awaitable[Any]]
 
 
@@ -34,33 +27,6 @@ def _address_parts(email: str) -> tuple[str, str]:
     """The case-folded address and its local part."""
     address = email.casefold()
     return address, address.split("@", 1)[0]
-
-
-def email_words(email: str) -> list[str]:
-    """What zxcvbn should treat as known to an attacker: the address, its local part and the
-    words in it (ada.lovelace@example.com -> ada.lovelace, ada, lovelace)."""
-    address, local_part = _address_parts(email)
-    words = [address, local_part]
-    words += [w for w in re.split(r"[^\w]+|_", local_part) if len(w) >= 3 and w != local_part]
-    return words
-
-
-def strength_problem(password: str, email: str | None, min_score: int) -> str | None:
-    """zxcvbn's verdict, with its feedback as the reason. CPU-bound: run it in a worker."""
-    from zxcvbn import zxcvbn  # loads its dictionaries on first use, not at start-up
-
-    with _ZXCVBN_LOCK:
-        result = zxcvbn(
-            password[:ZXCVBN_MAX_INPUT], user_inputs=email_words(email) if email else []
-        )
-    if result["score"] >= min_score:
-        return None
-    feedback = result.get("feedback") or {}
-    parts = ["Password is too easy to guess."]
-    if feedback.get("warning"):
-        parts.append(str(feedback["warning"]))
-    parts += [str(s) for s in feedback.get("suggestions") or []]
-    return " ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -93,6 +59,11 @@ class PasswordPolicy:
         # Cheapest first: an over-long password is refused before any costly check.
         reason = self.length_problem(password) or self.email_problem(password, email)
         if reason is None and self.min_score > 0:
-            found: str | None = await self.run(strength_problem, password, email, self.min_score)
+            try:
+                found: str | None = await self.run(
+                    strength_problem, password, email, self.min_score
+                )
+            except CheckUnavailable:
+                found = TOO_SLOW  # fails closed: an unchecked password is not accepted
             reason = found
         return reason

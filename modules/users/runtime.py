@@ -15,6 +15,7 @@ from modules.users.hashing import PasswordHasher
 from modules.users.passwords import PasswordPolicy
 from modules.users.ratelimit import AuthLimiter
 from modules.users.settings import UsersSettings
+from modules.users.strength import StrengthChecker
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class UsersRuntime:
     public_url: str
     policy: PasswordPolicy
     hasher: PasswordHasher
+    strength: StrengthChecker
     limiter: AuthLimiter
 
 
@@ -31,13 +33,18 @@ class UsersRuntime:
 async def open_runtime(
     core: CoreSettings, settings: UsersSettings, app: FastAPI | None = None
 ) -> AsyncIterator[UsersRuntime]:
-    """Open the hashing pool and the rate limiter; close them at exit.
+    """Open the hashing pool, the strength checker and the rate limiter; close them at exit.
     Used by the lifespan and by the create-superuser command (no app: no Redis circuit)."""
     secret = core.signing_key
     register_secret(secret)
     hasher = PasswordHasher(
         workers=settings.password_hash_workers or None,
         nice_increment=settings.password_hash_nice,
+    )
+    # zxcvbn in its own process(es): a costly check never holds the threads logins hash in.
+    strength = StrengthChecker(
+        workers=settings.password_strength_workers,
+        timeout=settings.password_strength_timeout,
     )
     limiter = AuthLimiter.open(core.redis_url, settings, app)
     try:
@@ -49,13 +56,15 @@ async def open_runtime(
                 settings.password_min_length,
                 settings.password_max_length,
                 settings.password_min_score,
-                run=hasher.run,
+                run=strength.run,
             ),
             hasher=hasher,
+            strength=strength,
             limiter=limiter,
         )
     finally:
         await limiter.close()
+        strength.close()
         hasher.close()
 
 

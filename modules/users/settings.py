@@ -34,6 +34,11 @@ class UsersSettings(BaseSettings):
     password_hash_workers: int = Field(default=0, ge=0, le=64)
     # How much those threads lower their own priority (nice increment, Linux).
     password_hash_nice: int = Field(default=10, ge=0, le=19)
+    # Worker processes that run the zxcvbn strength check, apart from the hashing threads.
+    password_strength_workers: int = Field(default=1, ge=1, le=16)
+    # A strength check not answered within this many seconds (queued behind others) refuses
+    # the password ("try again"): it fails closed, never open.
+    password_strength_timeout: float = Field(default=5.0, gt=0, le=120, description="seconds")
 
     @model_validator(mode="after")
     def _lengths_in_order(self) -> UsersSettings:

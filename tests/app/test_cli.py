@@ -49,7 +49,7 @@ def _run(
 
 
 def test_production_without_secret_key_exits_with_one_line(tmp_path: Path) -> None:
-    env = _env(tmp_path, ENVIRONMENT="production")
+    env = _env(tmp_path, ENVIRONMENT="production", PUBLIC_URL="https://auth.example.com")
     del env["SECRET_KEY"]
     for args in (["app", "serve"], ["uvicorn", "app.main:app", "--port", str(free_port())]):
         result = _run(args, env)
@@ -59,6 +59,25 @@ def test_production_without_secret_key_exits_with_one_line(tmp_path: Path) -> No
             "gatehouse: invalid settings: SECRET_KEY is required when ENVIRONMENT=production "
             "(at least 32 random bytes)"
         ], result.stderr
+
+
+def test_production_with_weak_defaults_exits_naming_them_in_one_line(tmp_path: Path) -> None:
+    """`SECRET_KEY=aaaa…` (long enough) and the default PUBLIC_URL used to start production."""
+    env = _env(tmp_path, ENVIRONMENT="production", SECRET_KEY="a" * 48)
+    for args in (["app", "serve"], ["uvicorn", "app.main:app", "--port", str(free_port())]):
+        result = _run(args, env)
+        assert result.returncode != 0
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith(
+            "gatehouse: invalid settings: SECRET_KEY looks like a placeholder"
+        )
+        assert "PUBLIC_URL must be set when ENVIRONMENT=production" in lines[0]
+        assert "a" * 48 not in lines[0]
+        loopback_url = {"SECRET_KEY": TEST_SECRET, "PUBLIC_URL": "http://127.0.0.1:8000"}
+        loopback = _run(args, {**env, **loopback_url})
+        assert loopback.returncode != 0
+        assert "PUBLIC_URL must not be a loopback" in loopback.stderr
 
 
 def test_unknown_module_stops_start_up_with_one_line(tmp_path: Path) -> None:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import re
+import secrets
 
 import httpx
+import pytest
 
+from app.factory import create_app
+from app.settings import CoreSettings
 from tests.helpers import PASSWORD, bearer, register
 
 
@@ -82,3 +86,33 @@ async def test_docs_pages_may_load_nothing_from_elsewhere(client: httpx.AsyncCli
         assert directives["img-src"] == "'self' data:"
         assert directives["connect-src"] == "'self'"
         assert "http" not in policy
+
+
+def _production(settings: CoreSettings, **extra: object) -> CoreSettings:
+    return CoreSettings(
+        environment="production",
+        database_url=settings.database_url,
+        secret_key=secrets.token_urlsafe(48),
+        public_url="https://auth.example.com",
+        modules=["users"],
+        data_dir=settings.data_dir,
+        log_format="json",
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize("enabled", [None, False, True])
+async def test_production_serves_docs_only_when_enabled(
+    settings: CoreSettings, enabled: bool | None
+) -> None:
+    app = create_app(_production(settings, docs_enabled=enabled))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as c:
+            for path in ("/docs", "/redoc", "/openapi.json", "/docs-assets/swagger-ui.css"):
+                response = await c.get(path)
+                assert response.status_code == (200 if enabled else 404), path
+            # The API itself is served either way.
+            assert (await c.get("/health/live")).status_code == 200
+            answer = await c.post("/auth/jwt/login", data={"username": "a@b.co", "password": "x"})
+            assert answer.status_code == 400

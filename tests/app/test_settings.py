@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import stat
 from pathlib import Path
 
@@ -28,12 +29,99 @@ def test_short_secret_key_is_refused_in_every_environment(monkeypatch: pytest.Mo
             load_settings()
 
 
-def test_production_accepts_a_long_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_production_accepts_a_generated_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENVIRONMENT", "production")
-    monkeypatch.setenv("SECRET_KEY", "k" * 32)
-    settings = load_settings()
-    assert settings.signing_key == "k" * 32
+    monkeypatch.setenv("PUBLIC_URL", "https://auth.example.com")
+    # The shortest keys the usual generators make: none may be refused by bad luck.
+    for make in (secrets.token_hex, secrets.token_urlsafe):
+        for _ in range(300):
+            key = make(32) if make is secrets.token_hex else make(24)
+            monkeypatch.setenv("SECRET_KEY", key)
+            settings = load_settings()
+            assert settings.signing_key == key
     assert settings.effective_log_format == "json"
+    assert settings.serve_docs is False
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "a" * 64,
+        "k" * 32,
+        "abcd" * 16,
+        "change-me-change-me-change-me-change-me",
+        "01010101010101010101010101010101",
+    ],
+)
+def test_production_refuses_a_placeholder_secret(monkeypatch: pytest.MonkeyPatch, key: str) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("PUBLIC_URL", "https://auth.example.com")
+    monkeypatch.setenv("SECRET_KEY", key)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith("invalid settings: SECRET_KEY looks like a placeholder")
+    assert "\n" not in message
+    assert key not in message
+    # Outside production the same key is only held to its length (tests use fixed keys).
+    monkeypatch.setenv("ENVIRONMENT", "test")
+    assert load_settings().signing_key == key
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        None,
+        "http://127.0.0.1:8000",
+        "http://localhost:8000",
+        "https://api.localhost",
+        "http://[::1]:8000",
+        "http://0.0.0.0:8000",
+        "http://127.8.9.10",
+        "auth.example.com",
+    ],
+)
+def test_production_refuses_an_unset_or_loopback_public_url(
+    monkeypatch: pytest.MonkeyPatch, url: str | None
+) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("SECRET_KEY", secrets.token_urlsafe(48))
+    if url is None:
+        monkeypatch.delenv("PUBLIC_URL", raising=False)
+    else:
+        monkeypatch.setenv("PUBLIC_URL", url)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith("invalid settings: PUBLIC_URL must") and "\n" not in message
+
+
+def test_production_names_every_refused_setting_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ENVIRONMENT", "production")
+    monkeypatch.setenv("SECRET_KEY", "a" * 48)
+    monkeypatch.delenv("PUBLIC_URL", raising=False)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "SECRET_KEY looks like a placeholder" in message
+    assert "PUBLIC_URL must be set" in message
+    assert "\n" not in message
+
+
+def test_docs_follow_the_environment_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert CoreSettings(environment="development").serve_docs is True
+    assert CoreSettings(environment="test").serve_docs is True
+    key = secrets.token_urlsafe(48)
+    url = "https://auth.example.com"
+    production = CoreSettings(environment="production", secret_key=key, public_url=url)
+    assert production.serve_docs is False
+    enabled = CoreSettings(
+        environment="production", secret_key=key, public_url=url, docs_enabled=True
+    )
+    assert enabled.serve_docs is True
+    assert CoreSettings(environment="development", docs_enabled=False).serve_docs is False
 
 
 def test_development_generates_one_key_and_keeps_it(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ that never change the API's answer, MAIL_URL checks."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
@@ -128,7 +129,12 @@ def test_console_mail_is_refused_in_production(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("MAIL_URL", "console://")
     with pytest.raises(ModuleLoadError) as caught:
         create_app(
-            CoreSettings(environment="production", secret_key="x" * 48, modules=["integrations"])
+            CoreSettings(
+                environment="production",
+                secret_key=secrets.token_urlsafe(48),
+                public_url="https://auth.example.com",
+                modules=["integrations"],
+            )
         )
     message = str(caught.value)
     assert "\n" not in message
