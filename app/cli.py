@@ -12,13 +12,30 @@ from app.loader import ModuleLoadError, load_modules
 from app.settings import CoreSettings, SettingsError, load_settings
 
 
-def _serve(args: argparse.Namespace, settings: CoreSettings) -> int:
-    import uvicorn
+def _upgrade(settings: CoreSettings) -> bool:
+    """Apply every loaded module's migrations; False (after one line) when Alembic refuses."""
+    from alembic.util.exc import CommandError
 
     from app import migrations
 
-    if not args.no_migrate:
+    try:
         migrations.upgrade(settings.database_url, settings.modules)
+    except CommandError as exc:
+        # Typically a revision of a module that is no longer in MODULES.
+        print(
+            f"gatehouse: migrate: {exc} (was this database migrated with a module that "
+            f"MODULES={','.join(settings.modules)} leaves out?)",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
+def _serve(args: argparse.Namespace, settings: CoreSettings) -> int:
+    import uvicorn
+
+    if not args.no_migrate and not _upgrade(settings):
+        return 1
     # log_config=None: our loguru set-up (app/logging.py) owns uvicorn's loggers.
     uvicorn.run(
         "app.main:app",
@@ -37,7 +54,8 @@ def _migrate(args: argparse.Namespace, settings: CoreSettings) -> int:
     if args.new:
         migrations.revision(settings.database_url, settings.modules, args.module, args.new)
     else:
-        migrations.upgrade(settings.database_url, settings.modules)
+        if not _upgrade(settings):
+            return 1
         print("migrations applied", file=sys.stderr)
     return 0
 
@@ -50,10 +68,18 @@ def _openapi(_: argparse.Namespace, settings: CoreSettings) -> int:
 
 
 def _new_module(args: argparse.Namespace, _: CoreSettings) -> int:
-    from app.scaffold import create_module
+    from app.scaffold import ScaffoldError, create_module
 
-    path = create_module(args.name)
-    print(f"created {path}; add {args.name!r} to MODULES to load it", file=sys.stderr)
+    try:
+        path = create_module(args.name)
+    except ScaffoldError as exc:
+        print(f"gatehouse: new-module: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"created {path} and tests/modules/{args.name}; add {args.name!r} to MODULES "
+        "(e.g. in .env), run `make migrate` and `make test`",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -95,10 +95,10 @@ def get_database(request: Request) -> Database:
     return database
 
 
-async def get_session(
-    database: Annotated[Database, Depends(get_database)],
-) -> AsyncIterator[AsyncSession]:
-    async with database.sessionmaker() as session:
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    # Reads the app's database itself: a `def` dependency here would cost every request a
+    # thread-pool hop.
+    async with get_database(request).sessionmaker() as session:
         yield session
 
 

@@ -1,25 +1,28 @@
 """`create_app()`: where every request's path starts.
 
 Request flow: `RequestContextMiddleware` (request id, access line, body limit, last-resort 500)
-→ FastAPI routing → the module routers mounted below (see each `modules/<name>/__init__.py`)
+→ FastAPI routing → the module routers mounted below (see each `modules/<name>/__init__.py`),
+every private one behind the authenticating module's `current user` dependency (`app/auth.py`)
 → errors are turned into problem+json by `app/errors.py`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI, Security
 from loguru import logger
 from pydantic_settings import BaseSettings
 
 from app import docs, health
-from app.auth import authenticated
+from app.auth import has_security_scheme, nobody
 from app.background import BackgroundTasks
 from app.database import Database
 from app.errors import install_error_handlers
-from app.loader import LoadedModule, load_modules
+from app.events import EventHub
+from app.loader import LoadedModule, ModuleLoadError, load_modules
 from app.logging import setup_logging
 from app.middleware import RequestContextMiddleware
 from app.module import ModuleContext
@@ -38,6 +41,7 @@ def create_app(
     settings = settings or load_settings()
     setup_logging(settings)
     loaded = load_modules(settings.modules, module_settings)
+    events = EventHub(s for item in loaded for s in item.module.subscriptions)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -49,7 +53,11 @@ def create_app(
             for item in loaded:
                 if item.module.lifespan is not None:
                     context = ModuleContext(
-                        app=app, core=settings, settings=item.settings, database=database
+                        app=app,
+                        core=settings,
+                        settings=item.settings,
+                        database=database,
+                        events=events,
                     )
                     await stack.enter_async_context(item.module.lifespan(context))
             logger.info(
@@ -76,7 +84,9 @@ def create_app(
         redirect_slashes=False,
     )
     app.state.settings = settings
+    app.state.events = events
     app.state.module_settings = {m.module.name: m.settings for m in loaded}
+    app.state.settings_by_class = {m.module.settings_class: m.settings for m in loaded}
     app.state.readiness_checks = {}
 
     install_error_handlers(app)
@@ -88,18 +98,34 @@ def create_app(
     return app
 
 
+def _current_user_dependency(loaded: list[LoadedModule]) -> Callable[..., Any]:
+    """The authenticating module's `current user` dependency (the loader allows one at most)."""
+    for item in loaded:
+        provider = item.module.auth
+        if provider is not None:
+            if not has_security_scheme(provider):
+                raise ModuleLoadError(
+                    f"module {item.module.name!r}: its auth dependency has no security scheme "
+                    "(OpenAPI would not show the bearer requirement)"
+                )
+            return provider
+    return nobody
+
+
 def _mount_modules(app: FastAPI, loaded: list[LoadedModule]) -> None:
+    # Security, not Depends: the same cached call as a route's own `CurrentUser` (no scopes),
+    # and OpenAPI shows the scheme on every private operation.
+    app.state.auth_dependency = _current_user_dependency(loaded)
+    private = [Security(app.state.auth_dependency)]
     for item in loaded:
         module = item.module
         for spec in module.routers:
             # Authenticated by default: only what a module declares public is public.
-            dependencies = [] if spec.public else [Depends(authenticated)]
             app.include_router(
                 spec.router,
                 prefix=spec.prefix,
                 tags=list(spec.tags) or [module.name],
-                dependencies=dependencies,
+                dependencies=[] if spec.public else private,
             )
         for check_name, check in module.readiness_checks.items():
             app.state.readiness_checks[f"{module.name}.{check_name}"] = check
-        app.dependency_overrides.update(module.dependency_overrides)

@@ -1,7 +1,11 @@
 """The contract between the app and a feature module.
 
-A feature module is a package `modules/<name>/` whose `__init__` exposes `module: Module`.
+A feature module is a package `modules/<name>/` whose `__init__` exposes `module: Module[...]`.
 The app never imports a concrete module: it reads this object (see `app/loader.py`).
+
+`Module` is generic in the module's settings class: its lifespan gets a
+`ModuleContext[ItsSettings]` and its commands get `ItsSettings`, already validated by the loader,
+so a module never downcasts `BaseSettings`.
 """
 
 from __future__ import annotations
@@ -11,17 +15,21 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from fastapi import APIRouter
 from pydantic import BaseModel
 from pydantic_settings import BaseSettings
+
+from app.events import EventHub, Subscription
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from app.database import Database
     from app.settings import CoreSettings
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
 class CheckResult(BaseModel):
@@ -45,43 +53,51 @@ class RouterSpec:
 
 
 @dataclass(frozen=True)
-class ModuleContext:
+class ModuleContext(Generic[SettingsT]):
     """What a module's lifespan receives: shared resources, opened by the app."""
 
     app: FastAPI
     core: CoreSettings
-    settings: BaseSettings | None
+    settings: SettingsT
     database: Database
+    events: EventHub
 
 
 @dataclass(frozen=True)
-class Command:
+class Command(Generic[SettingsT]):
     """A `python -m app <name>` sub-command contributed by a module."""
 
     help: str
     # Adds the command's arguments to its argparse sub-parser.
     configure: Callable[[argparse.ArgumentParser], None]
     # Runs it; returns the process exit code.
-    run: Callable[[argparse.Namespace, CoreSettings, BaseSettings | None], int]
-
-
-ModuleLifespan = Callable[[ModuleContext], AbstractAsyncContextManager[None]]
+    run: Callable[[argparse.Namespace, CoreSettings, SettingsT], int]
 
 
 @dataclass(frozen=True)
-class Module:
+class Module(Generic[SettingsT]):
     """Everything the app needs to know about a feature module."""
 
     name: str
+    settings_class: type[SettingsT]
+    # Modules this one needs loaded (it may import their __init__). The loader orders MODULES
+    # by these and refuses a list that lacks one.
+    requires: Sequence[str] = ()
     routers: Sequence[RouterSpec] = ()
-    settings_class: type[BaseSettings] | None = None
-    lifespan: ModuleLifespan | None = None
+    lifespan: Callable[[ModuleContext[SettingsT]], AbstractAsyncContextManager[None]] | None = None
     readiness_checks: Mapping[str, ReadinessCheck] = field(default_factory=dict)
     # Alembic versions folder of this module (its own branch, labelled with the module name).
     migrations: Path | None = None
-    # Lets a module provide an app-level dependency, e.g. the users module provides
-    # `app.auth.authenticated` so that every non-public route requires a logged-in user.
-    dependency_overrides: Mapping[Callable[..., Any], Callable[..., Any]] = field(
-        default_factory=dict
-    )
-    commands: Mapping[str, Command] = field(default_factory=dict)
+    # The authentication slot (see app/auth.py): the `current user` dependency, a FastAPI
+    # security dependency. At most one loaded module sets it.
+    auth: Callable[..., Any] | None = None
+    commands: Mapping[str, Command[SettingsT]] = field(default_factory=dict)
+    # Event handlers (`on(UserRegistered, handler)`, see app/events.py).
+    subscriptions: Sequence[Subscription[Any]] = ()
+
+
+def settings_for(app: FastAPI, settings_class: type[SettingsT]) -> SettingsT:
+    """The settings the loader validated for the module whose settings class this is, typed as
+    that class (a module's dependencies read their settings with it)."""
+    found: SettingsT = app.state.settings_by_class[settings_class]
+    return found

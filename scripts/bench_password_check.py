@@ -33,8 +33,6 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 from bench_auth import MailSink, percentile, request, start_server  # noqa: E402
 from zxcvbn import zxcvbn  # noqa: E402
 
-from modules.users import strength  # noqa: E402
-
 WORST_INPUTS = [
     "!$%(+0123456789<@[{|8@sket8@l7!$%(+0123456789<@[{|8@sket8@l7t$%1+002@456789<@o3$8@sktt8kq7"
     "!r%w10123+t678h<@[{54@t+tr8@l7p$oo@h12",
@@ -57,6 +55,8 @@ def best_of(runs: int, function: object, *args: object, **kwargs: object) -> flo
 
 
 def check_costs(whole: bool) -> None:
+    from modules.users import strength
+
     strength.bounded_zxcvbn("warm-up", [])
     print(
         "| input (length) | bounded, as the app runs it | zxcvbn, first 64 (old code) |"
@@ -144,10 +144,14 @@ def main() -> None:
     parser.add_argument("--logins", type=int, default=20)
     parser.add_argument("--whole", action="store_true", help="also zxcvbn on all 128 characters")
     parser.add_argument("--skip-server", action="store_true")
+    # For a before/after: check out the old passwords.py and runtime.py, then run the second
+    # part alone (the first needs strength.py).
+    parser.add_argument("--skip-costs", action="store_true")
     args = parser.parse_args()
     print(f"host load average before: {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores\n")
-    check_costs(args.whole)
-    print()
+    if not args.skip_costs:
+        check_costs(args.whole)
+        print()
     if not args.skip_server:
         print("| measure | login latency |\n|---|---|")
         logins_under_attack(args.logins)

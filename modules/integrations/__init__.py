@@ -22,7 +22,7 @@ from modules.integrations.service import (
 )
 from modules.integrations.settings import IntegrationsSettings
 
-module = Module(
+module = Module[IntegrationsSettings](
     name="integrations",
     settings_class=IntegrationsSettings,
     lifespan=lifespan,

@@ -52,9 +52,8 @@ def build_mailer(settings: IntegrationsSettings, environment: str) -> Mailer:
 
 
 @asynccontextmanager
-async def lifespan(context: ModuleContext) -> AsyncIterator[None]:
+async def lifespan(context: ModuleContext[IntegrationsSettings]) -> AsyncIterator[None]:
     settings = context.settings
-    assert isinstance(settings, IntegrationsSettings)
     mailer = build_mailer(settings, context.core.environment)
     breakers = Breakers(
         threshold=settings.breaker_threshold,

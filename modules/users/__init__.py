@@ -5,7 +5,6 @@ Public surface (what other modules may import): `CurrentUser`, `Superuser`, `Use
 
 from pathlib import Path
 
-from app.auth import authenticated
 from app.module import Module
 from modules.users.commands import create_superuser
 from modules.users.dependencies import CurrentUser, Superuser, current_active_user
@@ -15,14 +14,17 @@ from modules.users.router import routers
 from modules.users.runtime import lifespan
 from modules.users.settings import UsersSettings
 
-module = Module(
+module = Module[UsersSettings](
     name="users",
-    routers=routers,
     settings_class=UsersSettings,
+    # Mails (verification, reset) and the breached-password check go through integrations.
+    requires=("integrations",),
+    routers=routers,
     lifespan=lifespan,
     readiness_checks={"limiter": limiter_check},
     migrations=Path(__file__).parent / "migrations",
-    dependency_overrides={authenticated: current_active_user},
+    # This module authenticates: every private route of every module is mounted behind it.
+    auth=current_active_user,
     commands={"create-superuser": create_superuser},
 )
 

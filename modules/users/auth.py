@@ -86,7 +86,10 @@ class SessionTokenStrategy(Strategy[User, uuid.UUID]):
         await self.service.end(claims.session_id, user.id, reason="logout")
 
 
-def get_session_strategy(request: Request, service: SessionServiceDep) -> SessionTokenStrategy:
+# async: a plain `def` dependency would hop to the thread pool on every request.
+async def get_session_strategy(
+    request: Request, service: SessionServiceDep
+) -> SessionTokenStrategy:
     return SessionTokenStrategy(service, request)
 
 

@@ -9,7 +9,6 @@ import getpass
 import sys
 
 from fastapi_users import exceptions
-from pydantic_settings import BaseSettings
 
 from app.database import Database
 from app.module import Command
@@ -47,8 +46,7 @@ async def _create(email: str, password: str, core: CoreSettings, settings: Users
         await database.dispose()
 
 
-def _run(args: argparse.Namespace, core: CoreSettings, settings: BaseSettings | None) -> int:
-    assert isinstance(settings, UsersSettings)
+def _run(args: argparse.Namespace, core: CoreSettings, settings: UsersSettings) -> int:
     try:
         password = _read_password()
         user = asyncio.run(_create(args.email, password, core, settings))
@@ -65,4 +63,6 @@ def _run(args: argparse.Namespace, core: CoreSettings, settings: BaseSettings | 
     return 0
 
 
-create_superuser = Command(help="create a superuser account", configure=_configure, run=_run)
+create_superuser = Command[UsersSettings](
+    help="create a superuser account", configure=_configure, run=_run
+)

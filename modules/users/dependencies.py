@@ -1,14 +1,20 @@
-"""Typed dependencies: a route's signature says who may call it (`CurrentUser`, `Superuser`)."""
+"""Typed dependencies: a route's signature says who may call it (`CurrentUser`, `Superuser`).
+
+`current_active_user` is this module's auth provider (`Module(auth=...)`): the app mounts every
+private router behind it, and a route's `CurrentUser` names the same callable, so FastAPI's
+per-request cache authenticates once.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi_users import FastAPIUsers
+from fastapi_users.authentication import Authenticator
 
 from app.context import set_user_id
 from app.database import DbSession
@@ -32,7 +38,82 @@ async def get_user_manager(
     yield UserManager(user_db, runtime, app=request.app, request=request)
 
 
+class SharedAuthenticator(Authenticator[User, uuid.UUID]):
+    """fastapi-users builds a new dependency on every `current_user(...)` call, each reading the
+    token again: the router's dependency, the route's own (GET /users/me, a superuser route,
+    `CurrentLogin`) would each authenticate. Here every variant checks its rule (active,
+    verified, superuser) on the result of one shared dependency that reads the token, so FastAPI's
+    per-request cache reads it once, whichever variants a request asks for."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._read = super().current_user_token(optional=True)
+        self._variants: dict[tuple[str, bool, bool, bool, bool], Any] = {}
+
+    def current_user_token(
+        self,
+        optional: bool = False,
+        active: bool = False,
+        verified: bool = False,
+        superuser: bool = False,
+        get_enabled_backends: Any = None,
+    ) -> Any:
+        if get_enabled_backends is not None:
+            raise NotImplementedError("one authentication backend, always enabled")
+        key = ("token", optional, active, verified, superuser)
+        if key in self._variants:
+            return self._variants[key]
+        read = self._read
+
+        # A default, not Annotated: this module's annotations are strings, and FastAPI could not
+        # resolve the local `read` in one.
+        async def current_user_token(
+            read_result: tuple[User | None, str | None] = Depends(read),
+        ) -> tuple[User | None, str | None]:
+            user, token = read_result
+            # fastapi-users' own rules (Authenticator._authenticate), applied to the shared read.
+            status_code = status.HTTP_401_UNAUTHORIZED
+            if user:
+                status_code = status.HTTP_403_FORBIDDEN
+                if active and not user.is_active:
+                    status_code = status.HTTP_401_UNAUTHORIZED
+                    user = None
+                elif (verified and not user.is_verified) or (superuser and not user.is_superuser):
+                    user = None
+            if not user and not optional:
+                raise HTTPException(status_code=status_code)
+            return user, token
+
+        self._variants[key] = current_user_token
+        return current_user_token
+
+    def current_user(
+        self,
+        optional: bool = False,
+        active: bool = False,
+        verified: bool = False,
+        superuser: bool = False,
+        get_enabled_backends: Any = None,
+    ) -> Any:
+        key = ("user", optional, active, verified, superuser)
+        if key in self._variants:
+            return self._variants[key]
+        with_token = self.current_user_token(
+            optional, active, verified, superuser, get_enabled_backends
+        )
+
+        async def current_user(
+            user_token: tuple[User | None, str | None] = Depends(with_token),
+        ) -> User | None:
+            return user_token[0]
+
+        self._variants[key] = current_user
+        return current_user
+
+
 fastapi_users = FastAPIUsers[User, uuid.UUID](get_user_manager, [auth_backend])
+fastapi_users.authenticator = SharedAuthenticator([auth_backend], get_user_manager)
+fastapi_users.current_user = fastapi_users.authenticator.current_user  # type: ignore[method-assign]
 
 _current_active_user = fastapi_users.current_user(active=True)
 _current_superuser = fastapi_users.current_user(active=True, superuser=True)

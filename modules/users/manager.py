@@ -18,6 +18,7 @@ from fastapi_users import UUIDIDMixin, exceptions, schemas
 from fastapi_users.db import BaseUserDatabase
 from loguru import logger
 
+from app.events import UserDeleted, UserPasswordChanged, UserRegistered, UserVerified
 from app.net import client_address
 from modules.integrations import MailMessage, is_password_breached, send_mail_later
 from modules.users import mail_tokens, users_repository
@@ -199,6 +200,7 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
         logger.bind(user_id=str(user.id)).warning("email change undone by the old address")
         await end_all_sessions_of(self.user_db, self.runtime, user, reason="email change undone")
         self._mail_password_changed(user, self.request, "changed")
+        await self.runtime.publish(UserPasswordChanged(user_id=user.id, how="undo"))
         return user
 
     # Mails --------------------------------------------------------------------------------
@@ -227,6 +229,8 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
 
     async def on_after_register(self, user: User, request: Request | None = None) -> None:
         logger.bind(user_id=str(user.id)).info("user registered")
+        # fastapi-users calls each on_after_* hook after its own commit: the fact is stored.
+        await self.runtime.publish(UserRegistered(user_id=user.id, email=user.email))
 
     # Verification ---------------------------------------------------------------------------
 
@@ -296,6 +300,7 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
 
     async def on_after_verify(self, user: User, request: Request | None = None) -> None:
         logger.bind(user_id=str(user.id)).info("user verified")
+        await self.runtime.publish(UserVerified(user_id=user.id))
 
     # Password reset -------------------------------------------------------------------------
 
@@ -370,6 +375,7 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
         # Whoever knew the old password may hold a session: end them all (ASVS 7.4.3).
         await end_all_sessions_of(self.user_db, self.runtime, user, reason="password reset")
         self._mail_password_changed(user, request, "reset")
+        await self.runtime.publish(UserPasswordChanged(user_id=user.id, how="reset"))
 
     async def on_after_update(
         self, user: User, update_dict: dict[str, Any], request: Request | None = None
@@ -381,8 +387,13 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
             await end_all_sessions_of(
                 self.user_db, self.runtime, user, reason="password changed", keep=caller_session
             )
+            await self.runtime.publish(UserPasswordChanged(user_id=user.id, how="changed"))
         if update_dict.get("is_active") is False:
             await end_all_sessions_of(self.user_db, self.runtime, user, reason="deactivated")
+
+    async def on_after_delete(self, user: User, request: Request | None = None) -> None:
+        logger.bind(user_id=str(user.id)).info("user deleted")
+        await self.runtime.publish(UserDeleted(user_id=user.id))
 
     # Login ----------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 
+from app.events import Event, EventHub
 from app.logging import register_secret
 from app.module import ModuleContext
 from app.settings import CoreSettings
@@ -27,11 +28,21 @@ class UsersRuntime:
     hasher: PasswordHasher
     strength: StrengthChecker
     limiter: AuthLimiter
+    # The app's event hub (None in CLI commands: no app, nobody listening).
+    events: EventHub | None = None
+
+    async def publish(self, event: Event) -> None:
+        """Call after the transaction that made `event` true has committed."""
+        if self.events is not None:
+            await self.events.publish(event)
 
 
 @asynccontextmanager
 async def open_runtime(
-    core: CoreSettings, settings: UsersSettings, app: FastAPI | None = None
+    core: CoreSettings,
+    settings: UsersSettings,
+    events: EventHub | None = None,
+    app: FastAPI | None = None,
 ) -> AsyncIterator[UsersRuntime]:
     """Open the hashing pool, the strength checker and the rate limiter; close them at exit.
     Used by the lifespan and by the create-superuser command (no app: no Redis circuit)."""
@@ -61,6 +72,7 @@ async def open_runtime(
             hasher=hasher,
             strength=strength,
             limiter=limiter,
+            events=events,
         )
     finally:
         await limiter.close()
@@ -69,14 +81,13 @@ async def open_runtime(
 
 
 @asynccontextmanager
-async def lifespan(context: ModuleContext) -> AsyncIterator[None]:
-    settings = context.settings
-    assert isinstance(settings, UsersSettings)
-    async with open_runtime(context.core, settings, context.app) as runtime:
+async def lifespan(context: ModuleContext[UsersSettings]) -> AsyncIterator[None]:
+    async with open_runtime(context.core, context.settings, context.events, context.app) as runtime:
         context.app.state.users = runtime
         yield
 
 
-def get_runtime(request: Request) -> UsersRuntime:
+# async: a plain `def` dependency would hop to the thread pool on every request.
+async def get_runtime(request: Request) -> UsersRuntime:
     runtime: UsersRuntime = request.app.state.users
     return runtime

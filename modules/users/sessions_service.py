@@ -24,6 +24,7 @@ from loguru import logger
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.database import DbSession
+from app.events import SessionRevoked
 from modules.users import sessions_repository as repository
 from modules.users.exceptions import RefreshTokenInvalid, RefreshTokenReused
 from modules.users.models import LoginSession, User
@@ -105,6 +106,9 @@ class SessionService:
             logger.bind(
                 user_id=str(user.id), session_id=str(session_id), reason="session cap"
             ).info("login session revoked")
+            await self.runtime.publish(
+                SessionRevoked(user_id=user.id, session_id=session_id, reason="session cap")
+            )
         return self._issue(login, refresh_token, now)
 
     async def refresh(self, refresh_token: str) -> IssuedTokens:
@@ -169,6 +173,10 @@ class SessionService:
         logger.bind(user_id=str(user_id), session_id=str(session_id), session_ended=ended).warning(
             "refresh token reuse detected: session revoked"
         )
+        if ended:
+            await self.runtime.publish(
+                SessionRevoked(user_id=user_id, session_id=session_id, reason="reuse")
+            )
         raise RefreshTokenReused
 
     async def is_live(self, claims: AccessClaims) -> bool:
@@ -186,6 +194,9 @@ class SessionService:
             logger.bind(user_id=str(user_id), session_id=str(session_id), reason=reason).info(
                 "login session revoked"
             )
+            await self.runtime.publish(
+                SessionRevoked(user_id=user_id, session_id=session_id, reason=reason)
+            )
         return ended
 
     async def end_all(self, user_id: uuid.UUID, reason: str, keep: uuid.UUID | None = None) -> int:
@@ -195,6 +206,11 @@ class SessionService:
         logger.bind(user_id=str(user_id), sessions=count, reason=reason).info(
             "all login sessions revoked"
         )
+        if count:
+            # session_id None: every session of the user (but `keep`).
+            await self.runtime.publish(
+                SessionRevoked(user_id=user_id, session_id=None, reason=reason)
+            )
         return count
 
 
@@ -215,7 +231,7 @@ async def end_all_sessions_of(
         await SessionService(user_db.session, runtime).end_all(user.id, reason, keep)
 
 
-def get_session_service(
+async def get_session_service(
     db: DbSession, runtime: Annotated[UsersRuntime, Depends(get_runtime)]
 ) -> SessionService:
     return SessionService(db, runtime)

@@ -10,6 +10,7 @@ import pytest
 
 from app.factory import create_app
 from app.settings import CoreSettings
+from modules.integrations.settings import IntegrationsSettings
 from tests.helpers import PASSWORD, bearer, register
 
 
@@ -94,7 +95,7 @@ def _production(settings: CoreSettings, **extra: object) -> CoreSettings:
         database_url=settings.database_url,
         secret_key=secrets.token_urlsafe(48),
         public_url="https://auth.example.com",
-        modules=["users"],
+        modules=["users", "integrations"],
         data_dir=settings.data_dir,
         log_format="json",
         **extra,  # type: ignore[arg-type]
@@ -105,7 +106,12 @@ def _production(settings: CoreSettings, **extra: object) -> CoreSettings:
 async def test_production_serves_docs_only_when_enabled(
     settings: CoreSettings, enabled: bool | None
 ) -> None:
-    app = create_app(_production(settings, docs_enabled=enabled))
+    # users needs integrations, whose production settings refuse console mail: any SMTP URL
+    # does (this test sends no mail).
+    integrations = IntegrationsSettings(mail_url="smtp://127.0.0.1:2525")
+    app = create_app(
+        _production(settings, docs_enabled=enabled), module_settings={"integrations": integrations}
+    )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as c:

@@ -227,6 +227,9 @@ async def test_a_strength_check_that_times_out_fails_closed(
     async with running_app(settings, users) as app, client_for(app) as client:
         await register(client, "ada@example.com")  # the worker is up
         held = asyncio.ensure_future(app.state.users.policy.run(_hold_until, str(release), 30))
+        # Let the holder submit its call before the request does: the request's dependencies
+        # are async (no thread-pool hop), so it would otherwise reach the worker first.
+        await asyncio.sleep(0)
         try:
             response = await client.post(
                 "/auth/register", json={"email": "eve@example.com", "password": PASSWORD}
