@@ -87,11 +87,9 @@ async def test_redis_stopped_keeps_the_limits_and_redis_decides_again_when_back(
 
         redis_server.start()  # same port, empty
         await asyncio.sleep(1.2)  # BREAKER_TTL: the next call is the circuit's trial
-        assert await _limiter_check(one) == {
-            "status": "ok",
-            "detail": {"store": "redis"},
-            "overall": "ok",
-        }
+        check = await _limiter_check(one)
+        # (Other checks, e.g. the mail outbox, may take their own time to recover.)
+        assert check["status"] == "ok" and check["detail"] == {"store": "redis"}, check
         # Shared again: failures counted by the first instance lock the account on the second.
         await register(one, "carol@example.com")
         await _fail(one, "carol@example.com", 3)
