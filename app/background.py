@@ -7,7 +7,7 @@ mail requested just before shutdown still finds its database and its mailer open
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from fastapi import FastAPI
@@ -19,6 +19,12 @@ class BackgroundTasks:
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[None]] = set()
+        self._flushers: list[tuple[str, Callable[[], Awaitable[None]]]] = []
+
+    def on_drain(self, name: str, flush: Callable[[], Awaitable[None]]) -> None:
+        """Run `flush` at each drain, once the tasks have ended: e.g. the mail outbox sends
+        what they queued (a reset asked for just before shutdown still goes out)."""
+        self._flushers.append((name, flush))
 
     def submit(self, name: str, job: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(self._run(name, job))
@@ -35,11 +41,19 @@ class BackgroundTasks:
 
     async def drain(self, grace_seconds: float = 5.0) -> None:
         """Wait for every task, including those submitted meanwhile (a job that queues a
-        mail); past the grace period, cancel what is left: shutdown never hangs on them."""
+        mail), then run the flushers; past the grace period, cancel what is left: shutdown
+        never hangs on them."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace_seconds
         while self._tasks and (remaining := deadline - loop.time()) > 0:
             await asyncio.wait(set(self._tasks), timeout=remaining)
+        for name, flush in self._flushers:
+            if (remaining := deadline - loop.time()) <= 0:
+                break
+            try:
+                await asyncio.wait_for(flush(), remaining)
+            except Exception as exc:  # TimeoutError included: shutdown never hangs on it
+                logger.warning("background flush cut short: {} ({})", name, type(exc).__name__)
         leftover = set(self._tasks)
         for task in leftover:
             task.cancel()

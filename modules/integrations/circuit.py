@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from purgatory.domain.model import OpenedState
 from purgatory.service._async.circuitbreaker import AsyncCircuitBreaker
@@ -34,9 +34,6 @@ class CircuitState:
     state: StateName
     failures: int
     opened_at: str | None  # ISO 8601, UTC
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"state": self.state, "failures": self.failures, "opened_at": self.opened_at}
 
 
 class Circuit:
@@ -65,6 +62,14 @@ class Circuit:
             if opened_at is None
             else datetime.fromtimestamp(opened_at, UTC).isoformat(timespec="milliseconds"),
         )
+
+    async def open_for(self) -> float:
+        """Seconds until this circuit lets a call through (0 when closed or a trial is due):
+        lets a caller skip costly preparation (rendering a mail) that would be thrown away."""
+        context = (await self._breakers.get_breaker(self.name)).context
+        if context.state != "opened":
+            return 0.0
+        return self._retry_after(context.opened_at, context.ttl)
 
     async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
         breaker = await self._breakers.get_breaker(self.name)

@@ -34,5 +34,14 @@ class UpstreamTimeoutError(UpstreamError):
 
 
 class UpstreamRefusedError(IntegrationError):
-    """The upstream answered and refused this one request (an HTTP 4xx, an SMTP 5xx reply):
-    the upstream works, so the circuit records a success, and the caller gets this error."""
+    """The upstream answered and refused this one request (an HTTP 4xx; an SMTP recipient
+    refused at RCPT, an address it cannot take, a 5xx for this message): the upstream works,
+    so the circuit records a success, and the caller gets this error.
+
+    `temporary`: the refusal may pass later (an SMTP 4xx at RCPT, e.g. greylisting or a
+    recipient domain that does not resolve yet): worth retrying, still not the upstream's fault.
+    """
+
+    def __init__(self, circuit: str, message: str, *, temporary: bool = False) -> None:
+        super().__init__(circuit, message)
+        self.temporary = temporary

@@ -1,7 +1,9 @@
-"""Readiness: every circuit with its state, failure count and opened-at.
+"""Readiness: every circuit with its state, nothing more.
 
 An open (or half-open) circuit makes the app `degraded`, still 200: the app serves, the
-feature behind that upstream is skipped or delayed.
+feature behind that upstream is skipped or delayed. The endpoint is public: failure counts and
+the moment a circuit opened would tell an attacker when to strike to keep it open, so they
+stay in the log (every failure and state change is logged) and out of this answer.
 """
 
 from __future__ import annotations
@@ -17,5 +19,5 @@ async def circuits_check(app: FastAPI) -> CheckResult:
     degraded = any(state.state != "closed" for state in states.values())
     return CheckResult(
         status="degraded" if degraded else "ok",
-        detail={name: state.as_dict() for name, state in states.items()},
+        detail={name: {"state": state.state} for name, state in states.items()},
     )

@@ -1,11 +1,11 @@
-"""Mail delivery. Sending happens after the API has answered: it never blocks or changes it.
-
-Two backends: `ConsoleMailer` (development: prints, keeps an `outbox`) and `SmtpMailer`
-(aiosmtplib). Both run behind the `mail` circuit (see `BackgroundSender`).
+"""Mail delivery backends: `ConsoleMailer` (development: prints, keeps an `outbox`) and
+`SmtpMailer` (aiosmtplib). Both run behind the `mail` circuit, called by the outbox's drain
+(outbox.py), never by a request.
 """
 
 from __future__ import annotations
 
+import ssl
 import sys
 from collections import deque
 from dataclasses import dataclass
@@ -13,12 +13,8 @@ from email.message import EmailMessage
 from typing import Protocol
 
 import aiosmtplib
-from loguru import logger
 
-from app.background import BackgroundTasks
-from modules.integrations.circuit import Circuit
 from modules.integrations.exceptions import (
-    IntegrationError,
     UpstreamError,
     UpstreamRefusedError,
     UpstreamTimeoutError,
@@ -57,16 +53,26 @@ class ConsoleMailer:
 
 
 class SmtpMailer:
-    """One SMTP session per mail: plain (`smtp://`), TLS (`smtps://`) or STARTTLS upgrade.
+    """One SMTP session per mail: `smtps://` (TLS from the first byte), or `smtp://` upgraded
+    with STARTTLS whenever the relay offers it (required with `?starttls=true`). Certificates
+    and host names are verified (`tls_context`; MAIL_TLS_CA_FILE for a private CA).
 
-    Connection errors, timeouts and transient (4xx) replies are failures of the upstream; a
-    permanent (5xx) reply refuses this one mail (a bad recipient) and does not count.
+    What counts against the relay (an `UpstreamError`): it cannot be reached, times out, fails
+    TLS or AUTH, or answers a transient error outside RCPT. What does not (an
+    `UpstreamRefusedError`, the circuit records a success): a refusal of this one message, so
+    that no recipient address can open the circuit for everyone:
+    - the recipient refused at RCPT (5xx: for good; 4xx: `temporary`, retried later);
+    - an address the relay cannot take (non-ASCII without SMTPUTF8);
+    - any other 5xx answer to this message (MAIL FROM, DATA).
     """
 
-    def __init__(self, url: MailUrl, sender: str, timeout: float) -> None:
+    def __init__(
+        self, url: MailUrl, sender: str, timeout: float, tls_context: ssl.SSLContext
+    ) -> None:
         self.url = url
         self.sender = sender
         self.timeout = timeout
+        self.tls_context = tls_context
 
     def build(self, message: MailMessage) -> EmailMessage:
         mail = EmailMessage()
@@ -77,55 +83,60 @@ class SmtpMailer:
         return mail
 
     async def send(self, message: MailMessage) -> None:
+        try:
+            mail = self.build(message)
+        except ValueError as exc:  # an address the email package refuses to write
+            raise UpstreamRefusedError(CIRCUIT, f"cannot write the mail ({exc})") from None
         url = self.url
+        client = aiosmtplib.SMTP(
+            hostname=url.host,
+            port=url.port,
+            username=url.username,
+            password=url.password,
+            use_tls=url.scheme == "smtps",
+            # True: STARTTLS or fail. None: aiosmtplib upgrades whenever the relay offers it
+            # (False would turn that off and send credentials and tokens in clear).
+            start_tls=True if url.starttls else None,
+            tls_context=self.tls_context,
+            timeout=self.timeout,
+        )
         try:
-            await aiosmtplib.send(
-                self.build(message),
-                hostname=url.host,
-                port=url.port,
-                username=url.username,
-                password=url.password,
-                use_tls=url.scheme == "smtps",
-                # smtp:// means plain SMTP: no opportunistic upgrade unless asked for.
-                start_tls=url.starttls,
-                timeout=self.timeout,
-            )
-        except aiosmtplib.SMTPTimeoutError:
-            raise UpstreamTimeoutError(CIRCUIT, "timed out") from None
+            # Connect, STARTTLS, AUTH: anything failing here is the relay's failure.
+            await client.connect()
+        except RELAY_ERRORS as exc:
+            raise relay_failure(exc) from None
+        try:
+            await client.send_message(mail)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = sorted({refused.code for refused in exc.recipients})
+            raise UpstreamRefusedError(
+                CIRCUIT,
+                f"recipient refused ({', '.join(map(str, codes))})",
+                temporary=all(400 <= code < 500 for code in codes),
+            ) from None
+        except aiosmtplib.SMTPNotSupported:
+            raise UpstreamRefusedError(CIRCUIT, "the relay cannot take this address") from None
         except aiosmtplib.SMTPResponseException as exc:
-            if 500 <= exc.code < 600 and not isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+            if 500 <= exc.code < 600:
                 raise UpstreamRefusedError(CIRCUIT, f"refused the mail ({exc.code})") from None
-            raise UpstreamError(CIRCUIT, f"answered {exc.code}") from None
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            raise UpstreamError(CIRCUIT, f"delivery failed: {type(exc).__name__}") from None
+            raise relay_failure(exc) from None
+        except RELAY_ERRORS as exc:
+            raise relay_failure(exc) from None
+        finally:
+            client.close()
 
 
-class BackgroundSender:
-    """Delivers each mail as an app background task (app/background.py), behind the mail
-    circuit: the API's answer never waits for, or depends on, the delivery."""
+RELAY_ERRORS = (aiosmtplib.SMTPException, OSError, TimeoutError)
 
-    def __init__(self, mailer: Mailer, circuit: Circuit, tasks: BackgroundTasks) -> None:
-        self.mailer = mailer
-        self.circuit = circuit
-        self.tasks = tasks
 
-    def submit(self, message: MailMessage) -> None:
-        self.tasks.submit("mail", self._deliver(message))
-
-    async def _deliver(self, message: MailMessage) -> None:
-        async def send() -> None:
-            await self.mailer.send(message)
-
-        try:
-            await self.circuit.call(send)
-        except IntegrationError as exc:
-            # The recipient's address is personal data: log the subject, not who.
-            logger.bind(circuit=self.circuit.name).warning(
-                "mail delivery failed: {} ({}: {})", message.subject, type(exc).__name__, exc
-            )
-        except Exception as exc:
-            logger.bind(circuit=self.circuit.name).warning(
-                "mail delivery failed: {} ({})", message.subject, type(exc).__name__
-            )
-        else:
-            logger.info("mail sent: {}", message.subject)
+def relay_failure(exc: Exception) -> UpstreamError:
+    """Our error for a failure of the relay; never aiosmtplib's (its text may echo input)."""
+    if isinstance(exc, aiosmtplib.SMTPTimeoutError | TimeoutError):
+        return UpstreamTimeoutError(CIRCUIT, "timed out")
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return UpstreamError(CIRCUIT, f"answered {exc.code}")
+    reason = type(exc).__name__
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, ssl.SSLError):  # e.g. an untrusted certificate, wrapped
+        reason = f"{reason}: {type(cause).__name__}"
+    return UpstreamError(CIRCUIT, f"delivery failed: {reason}")

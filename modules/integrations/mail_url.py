@@ -20,6 +20,11 @@ class MailUrl:
     password: str | None = field(default=None, repr=False)
     starttls: bool = False
 
+    @property
+    def tls_guaranteed(self) -> bool:
+        """TLS or no mail: implicit TLS, or a STARTTLS upgrade that must succeed."""
+        return self.scheme == "smtps" or self.starttls
+
 
 def parse_mail_url(url: str) -> MailUrl:
     """Errors never repeat the URL: it may hold the SMTP password."""

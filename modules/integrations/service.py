@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import TypeVar
@@ -11,6 +12,7 @@ from typing import TypeVar
 from fastapi import FastAPI
 from loguru import logger
 from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.background import background_tasks
 from app.logging import register_secret
@@ -20,13 +22,8 @@ from modules.integrations import redis_calls as redis_calls_module
 from modules.integrations.breakers import Breakers
 from modules.integrations.exceptions import IntegrationError, UpstreamError, UpstreamTimeoutError
 from modules.integrations.http import UpstreamClient
-from modules.integrations.mail import (
-    BackgroundSender,
-    ConsoleMailer,
-    Mailer,
-    MailMessage,
-    SmtpMailer,
-)
+from modules.integrations.mail import ConsoleMailer, Mailer, SmtpMailer
+from modules.integrations.outbox import MailOutbox, MailRenderer, mail_renderers
 from modules.integrations.pwned import PwnedPasswords
 from modules.integrations.redis_calls import RedisCalls
 from modules.integrations.settings import IntegrationsSettings, check_mail_allowed
@@ -36,7 +33,7 @@ from modules.integrations.settings import IntegrationsSettings, check_mail_allow
 class Integrations:
     settings: IntegrationsSettings
     breakers: Breakers
-    mail: BackgroundSender
+    mail: MailOutbox
     pwned: PwnedPasswords | None
     redis: RedisCalls | None
 
@@ -48,7 +45,11 @@ def build_mailer(settings: IntegrationsSettings, environment: str) -> Mailer:
         return ConsoleMailer()
     if url.password:
         register_secret(url.password)
-    return SmtpMailer(url, settings.mail_from, settings.mail_timeout)
+    # Certificates and host names verified; MAIL_TLS_CA_FILE replaces the system's CAs.
+    tls_context = ssl.create_default_context(
+        cafile=str(settings.mail_tls_ca_file) if settings.mail_tls_ca_file else None
+    )
+    return SmtpMailer(url, settings.mail_from, settings.mail_timeout, tls_context)
 
 
 @asynccontextmanager
@@ -72,8 +73,12 @@ async def lifespan(context: ModuleContext[IntegrationsSettings]) -> AsyncIterato
                 )
             )
             stack.push_async_callback(pwned_passwords.aclose)
-        sender = BackgroundSender(
-            mailer, breakers.circuit(mail.CIRCUIT), background_tasks(context.app)
+        outbox = MailOutbox(
+            context.database,
+            mailer,
+            breakers.circuit(mail.CIRCUIT),
+            settings,
+            mail_renderers(context.app),
         )
         redis_calls = None
         if context.core.redis_url:
@@ -84,10 +89,15 @@ async def lifespan(context: ModuleContext[IntegrationsSettings]) -> AsyncIterato
         context.app.state.integrations = Integrations(
             settings=settings,
             breakers=breakers,
-            mail=sender,
+            mail=outbox,
             pwned=pwned_passwords,
             redis=redis_calls,
         )
+        # The app's drain (at shutdown, before any module closes) sends what its jobs queued;
+        # what is left waits in the database for the next start.
+        background_tasks(context.app).on_drain("mail outbox", outbox.flush)
+        outbox.start()
+        stack.push_async_callback(outbox.stop)
         yield
 
 
@@ -98,9 +108,22 @@ def get_integrations(app: FastAPI) -> Integrations:
     return integrations
 
 
-def send_mail_later(app: FastAPI, message: MailMessage) -> None:
-    """Queue a mail; the caller's answer does not wait for, or depend on, its delivery."""
-    get_integrations(app).mail.submit(message)
+async def queue_mail(
+    app: FastAPI,
+    session: AsyncSession,
+    kind: str,
+    ref: str,
+    params: Mapping[str, str] | None = None,
+) -> None:
+    """Queue a mail in the caller's transaction (flushed; the caller commits). Store what
+    the renderer of `kind` needs (`ref`, e.g. a user id; small `params`), never a token:
+    the renderer mints it when the mail is sent. See outbox.py."""
+    await get_integrations(app).mail.queue(session, kind, ref, params or {})
+
+
+def register_mail_renderer(app: FastAPI, kind: str, renderer: MailRenderer) -> None:
+    """Build mails of `kind` when they are sent; called from a module's lifespan."""
+    mail_renderers(app)[kind] = renderer
 
 
 async def is_password_breached(app: FastAPI, password: str) -> bool | None:

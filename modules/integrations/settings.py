@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, FilePath, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.settings import SettingsError
@@ -19,6 +19,14 @@ class IntegrationsSettings(BaseSettings):
     mail_url: str = Field(default="console://", repr=False)
     mail_from: str = "Gatehouse <no-reply@gatehouse.local>"
     mail_timeout: float = Field(default=10, gt=0, description="seconds per SMTP session")
+    # PEM file of the CA(s) that signed the relay's certificate; replaces the system's CAs.
+    mail_tls_ca_file: FilePath | None = None
+    # The outbox (outbox.py): mail that cannot go now waits in the database and is retried.
+    mail_queue_max: int = Field(default=10_000, ge=1, description="mails waiting, at most")
+    mail_max_attempts: int = Field(default=8, ge=1, description="deliveries tried per mail")
+    mail_retry_base: float = Field(default=30, gt=0, description="seconds; doubles per attempt")
+    mail_retry_max: float = Field(default=3600, gt=0, description="seconds between attempts")
+    mail_outbox_poll: float = Field(default=10, gt=0, description="seconds between looks")
     pwned_passwords_url: str | None = None
     pwned_passwords_timeout: float = Field(default=2, gt=0, description="seconds")
     # Validated here: purgatory silently turns a threshold or ttl of 0 into its default.
@@ -53,8 +61,17 @@ class IntegrationsSettings(BaseSettings):
 
 
 def check_mail_allowed(url: MailUrl, environment: str) -> None:
-    if url.scheme == "console" and environment == "production":
+    if environment != "production":
+        return
+    if url.scheme == "console":
         raise SettingsError(
             "MAIL_URL=console:// only prints mail and is refused when ENVIRONMENT=production; "
             "set MAIL_URL=smtp://[user:pass@]host:port (or smtps://)"
+        )
+    if url.username is not None and not url.tls_guaranteed:
+        # Opportunistic STARTTLS is used whenever offered, but whoever sits on the path can
+        # strip the offer: with credentials, TLS must be required, not hoped for.
+        raise SettingsError(
+            "MAIL_URL=smtp:// with credentials may send them in clear and is refused when "
+            "ENVIRONMENT=production; use smtps:// or add ?starttls=true"
         )

@@ -9,9 +9,9 @@ from app.module import Module
 from modules.users.commands import create_superuser
 from modules.users.dependencies import CurrentUser, Superuser, current_active_user
 from modules.users.health import limiter_check
+from modules.users.mails import lifespan
 from modules.users.models import User
 from modules.users.router import routers
-from modules.users.runtime import lifespan
 from modules.users.settings import UsersSettings
 
 module = Module[UsersSettings](

@@ -4,6 +4,10 @@ Hashing runs off the event loop (OffLoopHashingManager, hashing.py); logins are 
 per username and per client address (ratelimit.py) before any password is checked. Addresses
 are canonical everywhere (emails.py, users_repository.py); mailed tokens are bound to the
 account's address and password and used up by one conditional update (mail_tokens.py).
+
+Mails are queued, never sent from here (`_queue_mail`: kind, user id, a few params; never a
+token): the outbox sends them, and mails.py renders each with the `*_mail` methods below, which
+mint the token at that moment.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from loguru import logger
 
 from app.events import UserDeleted, UserPasswordChanged, UserRegistered, UserVerified
 from app.net import client_address
-from modules.integrations import MailMessage, is_password_breached, send_mail_later
+from modules.integrations import MailMessage, is_password_breached, queue_mail
 from modules.users import mail_tokens, users_repository
 from modules.users.emails import canonical_email
 from modules.users.exceptions import RateLimited, UndoEmailChangeBadToken
@@ -29,6 +33,12 @@ from modules.users.models import User
 from modules.users.runtime import UsersRuntime
 from modules.users.sessions_service import end_all_sessions_of
 from modules.users.users_repository import UserDatabase
+
+# Mail kinds of this module, rendered by mails.py when the outbox sends them.
+RESET_PASSWORD_MAIL = "users.reset_password"  # noqa: S105 - a mail kind, not a secret
+VERIFY_EMAIL_MAIL = "users.verify_email"
+EMAIL_CHANGED_MAIL = "users.email_changed"
+PASSWORD_CHANGED_MAIL = "users.password_changed"  # noqa: S105 - a mail kind, not a secret
 
 
 class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
@@ -95,13 +105,13 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
         old_email = user.email
         updated = await super().update(user_update, user, safe=safe, request=request)
         if updated.email != old_email:
-            self._email_changed(updated, old_email, request)
+            await self._email_changed(updated, old_email)
             # Unverified for the new address until it is confirmed: mail it the link (unless a
             # superuser set the flag in the same change, or the account is inactive).
             if updated.is_active and not updated.is_verified:
                 await self.request_verify(updated, request)
         if password_changes:
-            self._mail_password_changed(updated, request, "changed")
+            await self._queue_mail(PASSWORD_CHANGED_MAIL, updated, how="changed")
         return updated
 
     async def _require_current_password(
@@ -144,29 +154,30 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
             reason=f"Give your current password (current_password) to set a new {what}."
         )
 
-    def _email_changed(self, user: User, old_email: str, request: Request | None) -> None:
+    async def _email_changed(self, user: User, old_email: str) -> None:
         """Tell the old address, with a link that undoes the change (see `undo_email_change`)."""
         logger.bind(user_id=str(user.id)).info("email changed")
-        change = mail_tokens.UndoEmailChange(user.id, old_email, user.email)
+        await self._queue_mail(EMAIL_CHANGED_MAIL, user, old_email=old_email, new_email=user.email)
+
+    def email_changed_mail(self, user: User, old_email: str, new_email: str) -> MailMessage:
+        """Rendered when sent: the undo token is minted now (its lifetime starts here)."""
+        change = mail_tokens.UndoEmailChange(user.id, old_email, new_email)
         token = mail_tokens.issue_undo_token(
             self.runtime.secret, change, self.runtime.settings.email_undo_ttl
         )
         days = max(1, self.runtime.settings.email_undo_ttl // 86_400)
-        self._mail(
-            request,
-            MailMessage(
-                to=old_email,
-                subject="The email address of your account was changed",
-                body=(
-                    f"The email address of your account was changed to {user.email}.\n"
-                    "If you did this, there is nothing to do.\n\n"
-                    "If you did not, whoever did knows your password. Undo it within "
-                    f"{days} day(s) by sending this token and a NEW password to "
-                    "POST /auth/undo-email-change:\n"
-                    f"{self._link('/auth/undo-email-change', token)}\n"
-                    "This puts this address back, sets the new password and ends every "
-                    "session of the account.\n"
-                ),
+        return MailMessage(
+            to=old_email,
+            subject="The email address of your account was changed",
+            body=(
+                f"The email address of your account was changed to {new_email}.\n"
+                "If you did this, there is nothing to do.\n\n"
+                "If you did not, whoever did knows your password. Undo it within "
+                f"{days} day(s) by sending this token and a NEW password to "
+                "POST /auth/undo-email-change:\n"
+                f"{self._link('/auth/undo-email-change', token)}\n"
+                "This puts this address back, sets the new password and ends every "
+                "session of the account.\n"
             ),
         )
 
@@ -199,7 +210,7 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
         user = await users_repository.reload(self.db.session, user)
         logger.bind(user_id=str(user.id)).warning("email change undone by the old address")
         await end_all_sessions_of(self.user_db, self.runtime, user, reason="email change undone")
-        self._mail_password_changed(user, self.request, "changed")
+        await self._queue_mail(PASSWORD_CHANGED_MAIL, user, how="changed")
         await self.runtime.publish(UserPasswordChanged(user_id=user.id, how="undo"))
         return user
 
@@ -208,22 +219,24 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
     def _link(self, path: str, token: str) -> str:
         return f"{self.runtime.public_url}{path}?{urlencode({'token': token})}"
 
-    def _mail(self, request: Request | None, message: MailMessage) -> None:
-        app = request.app if request is not None else self.app
-        if app is not None:
-            send_mail_later(app, message)
+    async def _queue_mail(self, kind: str, user: User, **params: str) -> None:
+        """Queue what to send (kind, user id, params; never a token) and commit it: the change
+        the mail tells about is already committed (the adapter commits each write), and the
+        mail must not be lost with this session. No app (a command): no mail."""
+        app = self.app if self.app is not None else getattr(self.request, "app", None)
+        if app is None:
+            return
+        await queue_mail(app, self.db.session, kind, str(user.id), params)
+        await self.db.session.commit()
 
-    def _mail_password_changed(self, user: User, request: Request | None, how: str) -> None:
-        self._mail(
-            request,
-            MailMessage(
-                to=user.email,
-                subject=f"Your password was {how}",
-                body=(
-                    f"The password of your account was {how}.\n"
-                    "If you did not do this, ask for a password reset at once "
-                    "(POST /auth/forgot-password) and tell your administrator.\n"
-                ),
+    def password_changed_mail(self, user: User, how: str) -> MailMessage:
+        return MailMessage(
+            to=user.email,
+            subject=f"Your password was {how}",
+            body=(
+                f"The password of your account was {how}.\n"
+                "If you did not do this, ask for a password reset at once "
+                "(POST /auth/forgot-password) and tell your administrator.\n"
             ),
         )
 
@@ -235,10 +248,17 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
     # Verification ---------------------------------------------------------------------------
 
     async def request_verify(self, user: User, request: Request | None = None) -> None:
+        """Queues the mail for the address the account has now; mails.py drops it if the
+        address changes before it is sent, and mints its token when it is."""
         if not user.is_active:
             raise exceptions.UserInactive()
         if user.is_verified:
             raise exceptions.UserAlreadyVerified()
+        logger.bind(user_id=str(user.id)).info("verification requested")
+        await self._queue_mail(VERIFY_EMAIL_MAIL, user, to=user.email)
+
+    def verify_mail(self, user: User) -> MailMessage:
+        """Rendered when sent: the token, bound to the address and password, is minted now."""
         token = mail_tokens.issue_bound_token(
             self.runtime.secret,
             self.verification_token_audience,
@@ -246,21 +266,12 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
             user,
             self.verification_token_lifetime_seconds,
         )
-        await self.on_after_request_verify(user, token, request)
-
-    async def on_after_request_verify(
-        self, user: User, token: str, request: Request | None = None
-    ) -> None:
-        logger.bind(user_id=str(user.id)).info("verification requested")
-        self._mail(
-            request,
-            MailMessage(
-                to=user.email,
-                subject="Confirm your email address",
-                body=(
-                    "Confirm your address by sending this token to POST /auth/verify:\n"
-                    f"{self._link('/auth/verify', token)}\n"
-                ),
+        return MailMessage(
+            to=user.email,
+            subject="Confirm your email address",
+            body=(
+                "Confirm your address by sending this token to POST /auth/verify:\n"
+                f"{self._link('/auth/verify', token)}\n"
             ),
         )
 
@@ -305,10 +316,15 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
     # Password reset -------------------------------------------------------------------------
 
     async def forgot_password(self, user: User, request: Request | None = None) -> None:
-        """The token's fingerprint is an HMAC (mail_tokens.py): nothing here costs a hash, so
-        a reset request for a known account leaves no trace in the hashing pool."""
+        """Queues the reset mail; its token (an HMAC fingerprint, no hash: a reset request
+        for a known account leaves no trace in the hashing pool) is minted when it is sent."""
         if not user.is_active:
             raise exceptions.UserInactive()
+        logger.bind(user_id=str(user.id)).info("password reset requested")
+        await self._queue_mail(RESET_PASSWORD_MAIL, user, to=user.email)
+
+    def reset_mail(self, user: User) -> MailMessage:
+        """Rendered when sent: the token, bound to the address and password, is minted now."""
         token = mail_tokens.issue_bound_token(
             self.runtime.secret,
             self.reset_password_token_audience,
@@ -316,23 +332,14 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
             user,
             self.reset_password_token_lifetime_seconds,
         )
-        await self.on_after_forgot_password(user, token, request)
-
-    async def on_after_forgot_password(
-        self, user: User, token: str, request: Request | None = None
-    ) -> None:
-        logger.bind(user_id=str(user.id)).info("password reset requested")
-        self._mail(
-            request,
-            MailMessage(
-                to=user.email,
-                subject="Reset your password",
-                body=(
-                    "Reset your password by sending this token and a new password "
-                    "to POST /auth/reset-password:\n"
-                    f"{self._link('/auth/reset-password', token)}\n"
-                    "If you did not ask for this, ignore this mail.\n"
-                ),
+        return MailMessage(
+            to=user.email,
+            subject="Reset your password",
+            body=(
+                "Reset your password by sending this token and a new password "
+                "to POST /auth/reset-password:\n"
+                f"{self._link('/auth/reset-password', token)}\n"
+                "If you did not ask for this, ignore this mail.\n"
             ),
         )
 
@@ -374,7 +381,7 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
         logger.bind(user_id=str(user.id)).info("password reset")
         # Whoever knew the old password may hold a session: end them all (ASVS 7.4.3).
         await end_all_sessions_of(self.user_db, self.runtime, user, reason="password reset")
-        self._mail_password_changed(user, request, "reset")
+        await self._queue_mail(PASSWORD_CHANGED_MAIL, user, how="reset")
         await self.runtime.publish(UserPasswordChanged(user_id=user.id, how="reset"))
 
     async def on_after_update(

@@ -87,7 +87,11 @@ async def lifespan(context: ModuleContext[UsersSettings]) -> AsyncIterator[None]
         yield
 
 
+def get_app_runtime(app: FastAPI) -> UsersRuntime:
+    runtime: UsersRuntime = app.state.users
+    return runtime
+
+
 # async: a plain `def` dependency would hop to the thread pool on every request.
 async def get_runtime(request: Request) -> UsersRuntime:
-    runtime: UsersRuntime = request.app.state.users
-    return runtime
+    return get_app_runtime(request.app)

@@ -3,8 +3,8 @@ body and the same time whether or not the account exists (ASVS 6.3.8).
 
 They replace fastapi-users' two routes of the same name and body. The answer waits only for
 the rate limit (per canonical email and per client address, known account or not); the account
-lookup, the token (an HMAC, no hash) and the mail happen after it, in a job with its own
-database session.
+lookup and the queueing of the mail happen after it, in a job with its own database session;
+the mail, and its token (an HMAC, no hash), are built when the outbox sends it.
 
 `POST /auth/undo-email-change`: the owner's way back from an email change it did not make,
 with the token mailed to the old address (see UserManager.undo_email_change).

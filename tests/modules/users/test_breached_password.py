@@ -118,7 +118,7 @@ class TestApiDown:
         circuits = body["checks"]["integrations.circuits"]
         assert circuits["status"] == "degraded"
         pwned = circuits["detail"]["pwned-passwords"]
-        assert pwned["state"] == "open" and pwned["failures"] == 1 and pwned["opened_at"]
+        assert pwned == {"state": "open"}  # no failure count, no time: see issue 8
         assert circuits["detail"]["mail"]["state"] == "closed"
 
         # While open: the check fails fast, registration still answers 201.
