@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 UV_PIN := $(shell grep -E '^uv==' requirements.lock | cut -d' ' -f1)
 
-.PHONY: run test lint fmt migrate migration lock bench-auth test-postgres clean
+.PHONY: run test lint fmt migrate migration lock bench bench-auth test-postgres clean
 
 $(STAMP): requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,8 +49,14 @@ fmt: $(STAMP)
 lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --group dev --python-version 3.11 --generate-hashes -o requirements.lock
 
+# Gatehouse against stock fastapi-users and a bare FastAPI ceiling (needs wrk); rewrites
+# docs/benchmarks.md. BENCH_QUICK=1: a short smoke run that prints and writes nothing.
+bench: $(STAMP)
+	@command -v wrk >/dev/null || { echo "make bench needs wrk (the HTTP load generator): sudo apt-get install wrk (Debian/Ubuntu) or brew install wrk (macOS)"; exit 2; }
+	$(BIN)/python -m scripts.bench
+
 bench-auth: $(STAMP)
-	$(BIN)/python scripts/bench_auth.py
+	$(BIN)/python -m scripts.bench_auth
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

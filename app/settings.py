@@ -52,6 +52,8 @@ class CoreSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     modules: Annotated[list[str], NoDecode] = Field(default=["users", "integrations"])
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default=[])
+    # The one header the trusted proxy writes: a client may send the other one itself.
+    forwarded_header: Literal["X-Forwarded-For", "Forwarded"] = "X-Forwarded-For"
     max_body_bytes: int = Field(default=65536, gt=0)
     public_url: str = "http://127.0.0.1:8000"
     # /docs, /redoc, /openapi.json: unset means on, except in production.
@@ -64,6 +66,26 @@ class CoreSettings(BaseSettings):
     data_dir: Path = Path("data")
 
     _split_modules = field_validator("modules", "trusted_proxies", mode="before")(_split_csv)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_proxies(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise SettingsError(
+                    f"TRUSTED_PROXIES: {entry[:50]!r} is not an IP address or network (CIDR)"
+                ) from None
+        return value
+
+    @field_validator("forwarded_header", mode="before")
+    @classmethod
+    def _header_name(cls, value: object) -> object:
+        if isinstance(value, str):
+            names = {"x-forwarded-for": "X-Forwarded-For", "forwarded": "Forwarded"}
+            return names.get(value.strip().lower(), value)
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

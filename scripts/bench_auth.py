@@ -7,28 +7,29 @@ then measures in one run:
   loop, measured 250-420 on a 2-core machine; the target is <= 10);
 - logins per second against the hash-bound limit: cores / CPU seconds of one argon2 verify
   (measured here with time.process_time around a pwdlib verify).
-Writes the table to docs/benchmarks.md and stops the server it started.
+Writes its own section of docs/benchmarks.md (the rest is `make bench`'s) and stops the
+server it started. `make bench` reuses `measure` for its stall-ratio row.
 """
 
 from __future__ import annotations
 
 import http.client
 import os
-import secrets
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from scripts.bench.report import percentile, put_section
+from scripts.bench.servers import MailSink, Server, request, start_gatehouse
+
 ROOT = Path(__file__).resolve().parent.parent
+SECTION = "bench-auth"
 OUTPUT = ROOT / "docs" / "benchmarks.md"
 CONCURRENT_LOGINS = 20
 USERS = 20  # one account per client: five logins of one account at once would meet its limit
@@ -36,19 +37,6 @@ PASSWORD = "bench passphrase that is long enough"  # noqa: S105 - a throwaway te
 IDLE_SECONDS = 3.0
 LOAD_SECONDS = 8.0
 PROBE_INTERVAL = 0.01
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))
-    return ordered[index]
 
 
 def usable_cores() -> int:
@@ -73,40 +61,6 @@ def cpu_seconds_per_verify() -> float:
     return statistics.median(samples)
 
 
-class MailSink:
-    """A local SMTP server that accepts and drops mail: production refuses console://."""
-
-    def __init__(self) -> None:
-        from aiosmtpd.controller import Controller
-        from aiosmtpd.handlers import Sink
-
-        self.port = free_port()
-        self.controller = Controller(Sink(), hostname="127.0.0.1", port=self.port)
-
-    def __enter__(self) -> MailSink:
-        self.controller.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.controller.stop()
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
 # Stock fastapi-users behaviour, for comparison only: the same app with every hash and zxcvbn
 # run inline on the event loop (a patch applied in the benchmark's server process, not a
 # setting: production has no way to turn it on).
@@ -124,69 +78,21 @@ sys.exit(main(sys.argv[1:]))
 
 
 def start_server(workdir: Path, mail_url: str, stock: bool = False) -> Server:
-    port = free_port()
-    env = {
-        # The developer's own settings stay out; the breach check stays off (no network).
-        **{
-            k: v
-            for k, v in os.environ.items()
-            if k not in {"REDIS_URL", "MODULES", "PWNED_PASSWORDS_URL", "DATABASE_URL"}
+    return start_gatehouse(
+        workdir,
+        mail_url,
+        f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
+        extra_env={
+            "LOG_FORMAT": "json",
+            "LOG_LEVEL": "WARNING",
+            # Every client of the benchmark is 127.0.0.1: the per-address flood budgets would
+            # turn the load phase into 429s.
+            "LOGINS_PER_ADDRESS": "1000000000",
+            "REGISTRATIONS_PER_ADDRESS": "1000000",
         },
-        "ENVIRONMENT": "production",
-        "SECRET_KEY": secrets.token_urlsafe(48),
-        "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
-        "DATA_DIR": str(workdir / "data"),
-        "MAIL_URL": mail_url,
-        # Production refuses a loopback PUBLIC_URL (mailed links would point at the reader's own
-        # machine); the bench never follows a mailed link.
-        "PUBLIC_URL": "https://gatehouse.bench.example",
-        "LOG_FORMAT": "json",
-        "LOG_LEVEL": "WARNING",
-    }
-    python = sys.executable
-    if not (workdir / "bench.db").exists():
-        subprocess.run([python, "-m", "app", "migrate"], cwd=ROOT, env=env, check=True)
-    log = workdir / "server.log"
-    with log.open("wb") as sink:
-        serve = ["serve", "--no-migrate", "--host", "127.0.0.1", "--port", str(port)]
-        entry = ["-c", STOCK_BOOTSTRAP] if stock else ["-m", "app"]
-        process = subprocess.Popen(
-            [python, *entry, *serve],
-            cwd=ROOT,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(process, port, log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited: {log.read_text()[-2000:]}")
-        with suppress(OSError):
-            status, _ = request(port, "GET", "/health/live")
-            if status == 200:
-                return server
-        time.sleep(0.1)
-    server.stop()
-    raise RuntimeError("the server did not become ready in 30 s")
-
-
-def request(
-    port: int,
-    method: str,
-    path: str,
-    body: bytes | None = None,
-    headers: dict[str, str] | None = None,
-    connection: http.client.HTTPConnection | None = None,
-) -> tuple[int, bytes]:
-    conn = connection or http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        if connection is None:
-            conn.close()
+        entry=["-c", STOCK_BOOTSTRAP] if stock else None,
+        name="stock" if stock else "gatehouse",
+    )
 
 
 def register(port: int, email: str) -> None:
@@ -221,6 +127,7 @@ class LoginResults:
     ok: int = 0
     failed: int = 0
     latencies: list[float] | None = None
+    threads: list[threading.Thread] | None = None
 
 
 def login_storm(port: int, emails: list[str], stop: threading.Event) -> LoginResults:
@@ -234,7 +141,12 @@ def login_storm(port: int, emails: list[str], stop: threading.Event) -> LoginRes
         try:
             while not stop.is_set():
                 start = time.perf_counter()
-                status, _ = request(port, "POST", "/auth/jwt/login", form, headers, conn)
+                try:
+                    status, _ = request(port, "POST", "/auth/jwt/login", form, headers, conn)
+                except (OSError, http.client.HTTPException):
+                    with lock:
+                        results.failed += 1
+                    return
                 elapsed = time.perf_counter() - start
                 with lock:
                     if status == 200:
@@ -252,6 +164,7 @@ def login_storm(port: int, emails: list[str], stop: threading.Event) -> LoginRes
     ]
     for thread in threads:
         thread.start()
+    results.threads = threads
     return results
 
 
@@ -290,6 +203,9 @@ def measure(port: int, emails: list[str], idle_seconds: float, load_seconds: flo
         logins = storm.ok - started_ok
     finally:
         stop.set()
+        # The logins in flight end before the caller moves on (or stops the server).
+        for thread in storm.threads or []:
+            thread.join(timeout=60)
     assert storm.latencies is not None
     return Measurement(idle, loaded, logins, storm.failed, elapsed, list(storm.latencies))
 
@@ -350,7 +266,7 @@ def main() -> int:
     stock: Measurement | None = None
     with tempfile.TemporaryDirectory(prefix="bench-auth-") as tmp, MailSink() as mail:
         workdir = Path(tmp)
-        mail_url = f"smtp://127.0.0.1:{mail.port}"
+        mail_url = mail.url
         try:
             server = start_server(workdir, mail_url)
         except RuntimeError as exc:
@@ -372,9 +288,7 @@ def main() -> int:
             finally:
                 server.stop()
 
-    OUTPUT.parent.mkdir(exist_ok=True)
-    OUTPUT.write_text(
-        "# Benchmarks\n\n"
+    section = (
         "## Logins do not stall the API (`make bench-auth`)\n\n"
         "`scripts/bench_auth.py` starts the real server (`python -m app serve`, "
         "ENVIRONMENT=production, SQLite, default settings: argon2id m=64 MiB t=3 p=4), "
@@ -394,7 +308,11 @@ def main() -> int:
         "processes on the host: when the host is busy, logins slow down first. Idle p99 is "
         "sensitive to other load on the host; compare the two columns of one run.\n"
     )
-    print(OUTPUT.read_text())
+    # Only this section of the page: the rest belongs to `make bench` (scripts/bench/).
+    OUTPUT.parent.mkdir(exist_ok=True)
+    page = OUTPUT.read_text() if OUTPUT.exists() else "# Benchmarks\n"
+    OUTPUT.write_text(put_section(page, SECTION, section))
+    print(section)
     # Stock's failures are part of what it shows (logins timing out behind a stalled loop).
     return 0 if ours.failed == 0 and ours.logins > 0 else 1
 

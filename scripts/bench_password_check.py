@@ -30,8 +30,11 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
-from bench_auth import MailSink, percentile, request, start_server  # noqa: E402
 from zxcvbn import zxcvbn  # noqa: E402
+
+from scripts.bench.report import percentile  # noqa: E402
+from scripts.bench.servers import MailSink, request  # noqa: E402
+from scripts.bench_auth import start_server  # noqa: E402
 
 WORST_INPUTS = [
     "!$%(+0123456789<@[{|8@sket8@l7!$%(+0123456789<@[{|8@sket8@l7t$%1+002@456789<@o3$8@sktt8kq7"

@@ -30,6 +30,7 @@ from sqlalchemy.engine import make_url
 
 from app.factory import create_app
 from app.settings import CoreSettings
+from modules.users.settings import UsersSettings
 from tests.conftest import TEST_SECRET
 from tests.helpers import PASSWORD, free_port
 
@@ -52,9 +53,11 @@ def fuzz_server(template_database: str, tmp_path: Path) -> Iterator[str]:
         log_level="WARNING",
     )
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None)
-    )
+    # Every case comes from 127.0.0.1: raise the per-address flood budgets (one account per
+    # operation, and register itself is fuzzed), or the later operations would only see 429.
+    users = UsersSettings(registrations_per_address=100_000, logins_per_address=100_000)
+    app = create_app(settings, module_settings={"users": users})
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -1,8 +1,8 @@
 """Integrations: every call that leaves the process, each behind its own circuit breaker.
 
 Public surface (what other modules may import): `MailMessage`, `queue_mail`,
-`register_mail_renderer`, `MailRenderer`, `is_password_breached`, and the errors an upstream
-call may raise.
+`register_mail_renderer`, `MailRenderer`, `is_password_breached`, `call_redis`, and the errors
+an upstream call may raise.
 """
 
 from pathlib import Path
@@ -19,6 +19,7 @@ from modules.integrations.health import circuits_check
 from modules.integrations.mail import MailMessage
 from modules.integrations.outbox import MailRenderer
 from modules.integrations.service import (
+    call_redis,
     is_password_breached,
     lifespan,
     queue_mail,
@@ -42,6 +43,7 @@ __all__ = [
     "UpstreamError",
     "UpstreamRefusedError",
     "UpstreamTimeoutError",
+    "call_redis",
     "is_password_breached",
     "module",
     "queue_mail",

@@ -87,12 +87,20 @@ class Breakers:
         # purgatory forgets the count when a circuit opens (in memory); health shows it.
         self.failures_seen: dict[str, int] = {}
         self._store_down = False
+        self._local_only: set[str] = set()
 
     def circuit(self, name: str) -> Circuit:
         """The circuit of one upstream, created on first use."""
         if name not in self.circuits:
             self.circuits[name] = Circuit(name, self)
         return self.circuits[name]
+
+    def local_circuit(self, name: str) -> Circuit:
+        """A circuit whose state stays in this process even with REDIS_URL: the one that
+        guards Redis itself (reading its state from a black-holed Redis would cost the very
+        timeout it is there to avoid)."""
+        self._local_only.add(name)
+        return self.circuit(name)
 
     async def start(self) -> None:
         """Connect the store and create every known circuit, so readiness lists them."""
@@ -133,6 +141,8 @@ class Breakers:
         return {name: await circuit.state() for name, circuit in self.circuits.items()}
 
     async def get_breaker(self, name: str) -> AsyncCircuitBreaker:
+        if self.redis is not None and name in self._local_only:
+            return await self.local.get_breaker(name)
         if self.redis is not None:
             try:
                 breaker = await self.shared.get_breaker(name)

@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 from fastapi import FastAPI
 from loguru import logger
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.background import background_tasks
 from app.logging import register_secret
 from app.module import ModuleContext
 from modules.integrations import mail, pwned
+from modules.integrations import redis_calls as redis_calls_module
 from modules.integrations.breakers import Breakers
-from modules.integrations.exceptions import IntegrationError
+from modules.integrations.exceptions import IntegrationError, UpstreamError, UpstreamTimeoutError
 from modules.integrations.http import UpstreamClient
 from modules.integrations.mail import ConsoleMailer, Mailer, SmtpMailer
 from modules.integrations.outbox import MailOutbox, MailRenderer, mail_renderers
 from modules.integrations.pwned import PwnedPasswords
+from modules.integrations.redis_calls import RedisCalls
 from modules.integrations.settings import IntegrationsSettings, check_mail_allowed
 
 
@@ -30,6 +35,7 @@ class Integrations:
     breakers: Breakers
     mail: MailOutbox
     pwned: PwnedPasswords | None
+    redis: RedisCalls | None
 
 
 def build_mailer(settings: IntegrationsSettings, environment: str) -> Mailer:
@@ -74,9 +80,18 @@ async def lifespan(context: ModuleContext[IntegrationsSettings]) -> AsyncIterato
             settings,
             mail_renderers(context.app),
         )
+        redis_calls = None
+        if context.core.redis_url:
+            redis_calls = RedisCalls(
+                breakers.local_circuit(redis_calls_module.CIRCUIT), settings.redis_timeout
+            )
         await breakers.start()
         context.app.state.integrations = Integrations(
-            settings=settings, breakers=breakers, mail=outbox, pwned=pwned_passwords
+            settings=settings,
+            breakers=breakers,
+            mail=outbox,
+            pwned=pwned_passwords,
+            redis=redis_calls,
         )
         # The app's drain (at shutdown, before any module closes) sends what its jobs queued;
         # what is left waits in the database for the next start.
@@ -127,3 +142,26 @@ async def is_password_breached(app: FastAPI, password: str) -> bool | None:
             "breached-password check skipped: {} ({})", type(exc).__name__, exc
         )
         return None
+
+
+T = TypeVar("T")
+
+# Without the integrations module (or before its lifespan ran): the same timeout, no circuit.
+DEFAULT_REDIS_TIMEOUT = 0.25
+
+
+async def call_redis(app: FastAPI | None, operation: Callable[[], Awaitable[T]]) -> T:
+    """Run a Redis operation of another module behind the `redis` circuit, with REDIS_TIMEOUT.
+
+    Raises an `IntegrationError` when Redis is unreachable, slow or its circuit is open: the
+    caller decides what to do without Redis (the rate limits fall back to process memory).
+    """
+    integrations: Integrations | None = getattr(app.state, "integrations", None) if app else None
+    if integrations is not None and integrations.redis is not None:
+        return await integrations.redis.run(operation)
+    try:
+        return await asyncio.wait_for(operation(), DEFAULT_REDIS_TIMEOUT)
+    except TimeoutError:
+        raise UpstreamTimeoutError(redis_calls_module.CIRCUIT, "no answer in time") from None
+    except (RedisError, OSError) as exc:
+        raise UpstreamError(redis_calls_module.CIRCUIT, type(exc).__name__) from None

@@ -32,6 +32,8 @@ class IntegrationsSettings(BaseSettings):
     # Validated here: purgatory silently turns a threshold or ttl of 0 into its default.
     breaker_threshold: int = Field(default=5, ge=1, description="consecutive failures")
     breaker_ttl: float = Field(default=30, gt=0, description="seconds open before a trial")
+    # Redis answers in well under a millisecond on a LAN: past this it is treated as down.
+    redis_timeout: float = Field(default=0.25, gt=0, description="seconds per Redis call")
 
     # The core setting, read here too so that a production console mailer is refused before
     # the app is built (the lifespan checks the core value again).

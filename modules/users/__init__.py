@@ -8,6 +8,7 @@ from pathlib import Path
 from app.module import Module
 from modules.users.commands import create_superuser
 from modules.users.dependencies import CurrentUser, Superuser, current_active_user
+from modules.users.health import limiter_check
 from modules.users.mails import lifespan
 from modules.users.models import User
 from modules.users.router import routers
@@ -20,6 +21,7 @@ module = Module[UsersSettings](
     requires=("integrations",),
     routers=routers,
     lifespan=lifespan,
+    readiness_checks={"limiter": limiter_check},
     migrations=Path(__file__).parent / "migrations",
     # This module authenticates: every private route of every module is mounted behind it.
     auth=current_active_user,

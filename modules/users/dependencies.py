@@ -17,6 +17,7 @@ from fastapi_users.authentication import Authenticator
 
 from app.context import set_user_id
 from app.database import DbSession
+from app.net import client_address
 from modules.users.auth import SessionStrategyDep, auth_backend
 from modules.users.manager import UserManager
 from modules.users.models import User
@@ -149,6 +150,14 @@ async def current_login(
         raise HTTPException(status_code=status.HTTP_401_UNAUTHORIZED)
     set_user_id(user.id)
     return Login(user=user, session_id=claims.session_id)
+
+
+async def registration_budget(
+    request: Request, runtime: Annotated[UsersRuntime, Depends(get_runtime)]
+) -> None:
+    """REGISTRATIONS_PER_ADDRESS: every attempt counts, whatever its answer, so register
+    cannot be used to test thousands of addresses for existing accounts, nor to flood."""
+    await runtime.limiter.hit_registration(client_address(request))
 
 
 CurrentUser = Annotated[User, Depends(current_active_user)]

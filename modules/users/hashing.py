@@ -201,6 +201,9 @@ class OffLoopHashingManager(BaseUserManager[models.UP, models.ID]):
         request: Request | None = None,
     ) -> models.UP:
         await self.validate_password(user_create.password, user_create)
+        # Hashed before the lookup, known email or not: both answers then cost one hash
+        # (a known email used to answer in 15 ms instead of 250 ms).
+        hashed_password = await self.hasher.hash(user_create.password)
 
         existing_user = await self.user_db.get_by_email(user_create.email)
         if existing_user is not None:
@@ -211,8 +214,8 @@ class OffLoopHashingManager(BaseUserManager[models.UP, models.ID]):
             if safe
             else user_create.create_update_dict_superuser()  # type: ignore[no-untyped-call]
         )
-        password = user_dict.pop("password")
-        user_dict["hashed_password"] = await self.hasher.hash(password)
+        del user_dict["password"]
+        user_dict["hashed_password"] = hashed_password
 
         created_user = await self.user_db.create(user_dict)
 

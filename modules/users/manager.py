@@ -135,7 +135,7 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
         limiter = self.runtime.limiter
         address = client_address(self.request) if self.request is not None else None
         try:
-            await limiter.check_login(user.email, address)
+            attempt = await limiter.begin_login(user.email, address)
         except RateLimited as exc:
             log.bind(client=address).warning(
                 "{} change refused: rate limited ({}), retry after {} s",
@@ -144,11 +144,15 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
                 exc.retry_after,
             )
             raise
-        matches, _ = await self.hasher.verify_and_update(given, user.hashed_password)
+        try:
+            matches, _ = await self.hasher.verify_and_update(given, user.hashed_password)
+        except BaseException:
+            await limiter.end_login(attempt, "abandoned")
+            raise
         if matches:
-            await limiter.login_succeeded(user.email)
+            await limiter.end_login(attempt, "matched")
             return
-        locked = await limiter.login_failed(user.email, address)
+        locked = await limiter.end_login(attempt, "failed")
         log.bind(client=address).warning("{} change refused: current password wrong", what)
         if locked is not None:
             log.warning("current password locked out: too many failures ({})", locked)
@@ -414,23 +418,27 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
         credentials.username = username
         address = client_address(self.request) if self.request is not None else None
         try:
-            await limiter.check_login(username, address)
+            attempt = await limiter.begin_login(username, address)
         except RateLimited as exc:
             logger.bind(client=address).warning(
                 "login refused: rate limited ({}), retry after {} s", exc.scope, exc.retry_after
             )
             raise
 
-        check = await self.check_credentials(credentials)
+        try:
+            check = await self.check_credentials(credentials)
+        except BaseException:
+            await limiter.end_login(attempt, "abandoned")  # not a failure: free the slot
+            raise
         user = check.user
         user_id = str(user.id) if user is not None else None
         if check.password_matches and user is not None and user.is_active:
-            await limiter.login_succeeded(username)
+            await limiter.end_login(attempt, "succeeded")
             return user
 
         # An inactive account with the right password counts as a failure too: its answer
         # must not differ from a wrong password's.
-        locked = await limiter.login_failed(username, address)
+        locked = await limiter.end_login(attempt, "failed")
         reason = "unknown account" if user is None else "wrong password or inactive"
         log = logger.bind(user_id=user_id, client=address)
         log.info("login failed: {}", reason)

@@ -1,35 +1,45 @@
-"""Brute-force protection: failed logins per username and per client address, and requests for
-mail (forgot-password, request-verify-token) per email and per address.
+"""Brute-force and flood protection: failed logins per username and per client address,
+successful logins and registrations per address, mail requests per email and per address.
 
-Counts live in `limits` storage: in process memory by default, in Redis when REDIS_URL is set
-(so every instance sees the same counts). Moving windows: a lock ends LOGIN_FAILURE_WINDOW
-seconds after the oldest counted failure.
+Moving windows of LOGIN_FAILURE_WINDOW seconds (`limits`). A username's attempt is counted
+before its password is checked and a success clears it. An address counts only failures (an
+office behind one NAT address must not lock itself out by logging in), so before the password
+check each attempt reserves an in-flight slot for its address, refused when the failures in the
+window plus the attempts in flight would pass the limit: parallel guesses cannot exceed the
+remaining budget. The slot is released after the check, once a failure is counted.
 
-When the storage fails (Redis down) the limiter fails OPEN: requests go on, every password is
-still checked, and a warning is logged (at most once a minute). Locking every user out because
-Redis is down would turn a cache outage into a full outage.
+Counts live in process memory, and with REDIS_URL in Redis too, written to both: Redis decides
+while it answers (shared by every instance); when it does not (down, black-holed, its circuit
+open) the counts of this process decide: never no limit. Calls to Redis go through the
+integrations module's `redis` circuit with a short timeout (`call_redis`); when the circuit
+lets a trial through and Redis answers, Redis decides again.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
-import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Literal, TypeVar
 
+from fastapi import FastAPI
 from limits import RateLimitItem, RateLimitItemPerSecond
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
 from loguru import logger
-from redis.asyncio import ConnectionPool
 
+from app.net import limit_key
+from modules.integrations import IntegrationError, call_redis
 from modules.users.emails import canonical_email
 from modules.users.exceptions import RateLimited
+from modules.users.ratelimit_stores import LimitStore, MemoryLimitStore, RedisLimitStore
+from modules.users.settings import UsersSettings
 
-KEY_PREFIX = "gatehouse"
+T = TypeVar("T")
+
 ADDRESS_FACTOR = 4  # a client address may fail this many times more than one username
-REDIS_TIMEOUT_SECONDS = 0.5
-_WARNING_INTERVAL_SECONDS = 60.0
+
+# "matched": the right password outside a login (the current password of a change): clears
+# the username's count like a success, spends no login.
+Outcome = Literal["succeeded", "matched", "failed", "abandoned"]
 
 
 def _key(value: str) -> str:
@@ -41,152 +51,228 @@ def _key(value: str) -> str:
 
 @dataclass(frozen=True)
 class _Limit:
-    scope: str  # "user" or "address", for logs
-    namespace: str
     item: RateLimitItem
+    namespace: str
+    scope: str  # "user" or "address": for logs, never in an answer
     identifier: str
+
+    @property
+    def ids(self) -> tuple[str, str, str]:
+        return self.namespace, self.scope, self.identifier
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    """A login between `begin_login` and `end_login`: what it counted and reserved."""
+
+    user: _Limit
+    address: str | None  # the address's limit key
+    redis_reserved: bool  # the in-flight slot is also held in Redis
+
+
+@dataclass(frozen=True)
+class _AddressView:
+    in_flight: int
+    failures: int
+    failures_wait: int
+    logins: int
+    logins_wait: int
+
+
+@dataclass(frozen=True)
+class LimiterHealth:
+    status: Literal["ok", "degraded"]
+    store: Literal["memory", "redis"]
 
 
 class AuthLimiter:
-    """The tiny API the manager and the routes use: `check_login`, `login_failed`,
-    `login_succeeded`, `hit_mail_request`."""
-
     def __init__(
         self,
-        storage: Storage,
-        max_failures: int,
-        window_seconds: int,
-        pool: ConnectionPool | None = None,
+        settings: UsersSettings,
+        redis: RedisLimitStore | None = None,
+        app: FastAPI | None = None,
     ) -> None:
-        self.storage = storage
-        self.limiter = MovingWindowRateLimiter(storage)
-        self.per_user = RateLimitItemPerSecond(max_failures, window_seconds)
-        self.per_address = RateLimitItemPerSecond(max_failures * ADDRESS_FACTOR, window_seconds)
-        self._pool = pool
-        self._last_warning = 0.0
+        window = settings.login_failure_window
+        self.per_user = RateLimitItemPerSecond(settings.login_max_failures, window)
+        self.per_address = RateLimitItemPerSecond(
+            settings.login_max_failures * ADDRESS_FACTOR, window
+        )
+        self.logins_per_address = RateLimitItemPerSecond(settings.logins_per_address, window)
+        self.registrations = RateLimitItemPerSecond(settings.registrations_per_address, window)
+        self.memory = MemoryLimitStore()
+        self.redis = redis
+        self.app = app  # for `call_redis`: the integrations module's circuit
+        self.redis_reachable = redis is not None
 
     @classmethod
-    def open(cls, redis_url: str | None, max_failures: int, window_seconds: int) -> AuthLimiter:
-        if not redis_url:
-            return cls(MemoryStorage(), max_failures, window_seconds)
-        pool = ConnectionPool.from_url(
-            redis_url,
-            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-            socket_timeout=REDIS_TIMEOUT_SECONDS,
-        )
-        storage = RedisStorage(
-            f"async+{redis_url}",
-            implementation="redispy",
-            key_prefix=f"{KEY_PREFIX}:limits",
-            connection_pool=pool,  # type: ignore[arg-type]  # passed on to redis-py
-        )
-        return cls(storage, max_failures, window_seconds, pool=pool)
+    def open(
+        cls, redis_url: str | None, settings: UsersSettings, app: FastAPI | None = None
+    ) -> AuthLimiter:
+        return cls(settings, RedisLimitStore(redis_url) if redis_url else None, app)
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.disconnect()
-        if isinstance(self.storage, MemoryStorage) and self.storage.timer is not None:
-            self.storage.timer.cancel()  # its expiry task would outlive the app otherwise
-
-    def _limits(self, namespace: str, name: str, address: str | None) -> list[_Limit]:
-        limits = [_Limit("user", namespace, self.per_user, _key(name))]
-        if address:
-            limits.append(_Limit("address", namespace, self.per_address, address))
-        return limits
+        await self.memory.close()
+        if self.redis is not None:
+            await self.redis.close()
 
     # Logins ------------------------------------------------------------------------------
 
-    async def check_login(self, username: str, address: str | None) -> None:
-        """Refuse (429 + Retry-After) before any password is checked when the address or the
-        username has failed too often.
+    async def begin_login(self, username: str, address: str | None) -> LoginAttempt:
+        """Before any password is checked: reserve the address's slot, count the username's
+        attempt; 429 (`RateLimited`) when either is over its limit. Every attempt that this
+        returns must be ended with `end_login`."""
+        user = _Limit(self.per_user, "login", "user", _key(username))
+        key = limit_key(address) if address else None
+        attempt = LoginAttempt(user, key, redis_reserved=False)
+        if key is not None:
+            view, on_redis = await self._decide(lambda store: self._reserve(store, key))
+            attempt = LoginAttempt(user, key, redis_reserved=on_redis)
+            refusal = self._address_refusal(view)
+            if refusal is not None:
+                await self._release(attempt)
+                raise refusal
+        counted, _ = await self._decide(lambda store: store.hit(user.item, *user.ids))
+        if not counted:
+            (_, wait), _ = await self._decide(lambda store: store.count(user.item, *user.ids))
+            await self._release(attempt)
+            raise RateLimited(retry_after=wait, scope="user")
+        return attempt
 
-        The username's attempt is counted here, atomically, before the password is checked:
-        concurrent guesses cannot all slip past the check (a success clears the count). The
-        address's count only grows on failures, so one office behind one NAT address is not
-        locked out by its own successful logins.
-        """
-        user, *by_address = self._limits("login", username, address)
-        await self._check(by_address)
-        if await self._hit(user) is False:
-            raise RateLimited(retry_after=await self._seconds_until_free(user), scope=user.scope)
+    async def end_login(self, attempt: LoginAttempt, outcome: Outcome) -> str | None:
+        """Count the outcome and free the address's slot. A success clears the username's
+        count (not the address's: one good account must not reset an attacker's count on
+        others) and spends one of the address's logins. Returns the scope now locked, if any.
+        "abandoned" (the check itself failed, e.g. the database) only frees the slot."""
+        locked = None
+        if outcome in ("succeeded", "matched"):
+            spend = outcome == "succeeded"
+            await self._decide(lambda store: self._succeeded(store, attempt, spend))
+        elif outcome == "failed":
+            locked, _ = await self._decide(lambda store: self._failed(store, attempt))
+        await self._release(attempt)
+        return locked
 
-    async def login_failed(self, username: str, address: str | None) -> str | None:
-        """Count a failure (the username's was counted by check_login); returns the scope
-        ("user"/"address") that is now locked, if any."""
-        user, *by_address = self._limits("login", username, address)
-        for limit in by_address:
-            await self._hit(limit)
-        for limit in (user, *by_address):
-            if not await self._test(limit):
-                return limit.scope
+    async def _reserve(self, store: LimitStore, key: str) -> _AddressView:
+        in_flight = await store.reserve(f"login:{key}")
+        failures, failures_wait = await store.count(self.per_address, "login", "address", key)
+        logins, logins_wait = await store.count(self.logins_per_address, "logins", "address", key)
+        return _AddressView(in_flight, failures, failures_wait, logins, logins_wait)
+
+    def _address_refusal(self, view: _AddressView) -> RateLimited | None:
+        # The attempts in flight (this one included) may still all fail, or all succeed.
+        if view.failures + view.in_flight > self.per_address.amount:
+            full = view.failures >= self.per_address.amount
+            # Refused only for the attempts in flight: they end within a second or so.
+            return RateLimited(retry_after=view.failures_wait if full else 1, scope="address")
+        if view.logins + view.in_flight > self.logins_per_address.amount:
+            full = view.logins >= self.logins_per_address.amount
+            return RateLimited(retry_after=view.logins_wait if full else 1, scope="address")
         return None
 
-    async def login_succeeded(self, username: str) -> None:
-        """A success clears the username's count (not the address's: one good account must
-        not reset an attacker's count on others)."""
-        limit = self._limits("login", username, None)[0]
-        try:
-            await self.limiter.clear(limit.item, limit.namespace, limit.scope, limit.identifier)
-        except Exception as exc:
-            self._storage_failed(exc)
+    async def _succeeded(self, store: LimitStore, attempt: LoginAttempt, spend: bool) -> None:
+        await store.clear(attempt.user.item, *attempt.user.ids)
+        if spend and attempt.address is not None:
+            await store.hit(self.logins_per_address, "logins", "address", attempt.address)
 
-    # Mail requests -----------------------------------------------------------------------
+    async def _failed(self, store: LimitStore, attempt: LoginAttempt) -> str | None:
+        if attempt.address is not None:
+            # Before the slot is freed: failures + in flight never drops below the truth.
+            await store.hit(self.per_address, "login", "address", attempt.address)
+        user_failures, _ = await store.count(attempt.user.item, *attempt.user.ids)
+        if user_failures >= attempt.user.item.amount:
+            return "user"
+        if attempt.address is not None:
+            failures, _ = await store.count(self.per_address, "login", "address", attempt.address)
+            if failures >= self.per_address.amount:
+                return "address"
+        return None
+
+    async def _release(self, attempt: LoginAttempt) -> None:
+        if attempt.address is None:
+            return
+        key = f"login:{attempt.address}"
+        await self.memory.release(key)
+        redis = self.redis
+        if attempt.redis_reserved and redis is not None:
+            try:
+                await call_redis(self.app, lambda: redis.release(key))
+            except IntegrationError as exc:
+                self._redis_failed(exc)  # the counter expires by itself (its TTL)
+
+    # Registrations and mail requests ------------------------------------------------------
+
+    async def hit_registration(self, address: str | None) -> None:
+        """Count a registration attempt of this address; 429 past REGISTRATIONS_PER_ADDRESS."""
+        if not address:
+            return
+        limit = _Limit(self.registrations, "register", "address", limit_key(address))
+        counted, _ = await self._decide(lambda store: store.hit(limit.item, *limit.ids))
+        if not counted:
+            (_, wait), _ = await self._decide(lambda store: store.count(limit.item, *limit.ids))
+            raise RateLimited(retry_after=wait, scope="address")
 
     async def hit_mail_request(self, kind: str, email: str, address: str | None) -> None:
         """Count a forgot-password / verify request, known account or not; 429 past the limit."""
-        limits = self._limits(f"mail-{kind}", email, address)
-        await self._check(limits)
+        limits = [_Limit(self.per_user, f"mail-{kind}", "user", _key(email))]
+        if address:
+            limits.append(_Limit(self.per_address, f"mail-{kind}", "address", limit_key(address)))
+        refusal, _ = await self._decide(lambda store: self._hit_all(store, limits))
+        if refusal is not None:
+            raise refusal
+
+    @staticmethod
+    async def _hit_all(store: LimitStore, limits: list[_Limit]) -> RateLimited | None:
+        refusal = None
         for limit in limits:
-            await self._hit(limit)
+            used, wait = await store.count(limit.item, *limit.ids)
+            if used >= limit.item.amount and (refusal is None or wait > refusal.retry_after):
+                refusal = RateLimited(retry_after=wait, scope=limit.scope)
+        if refusal is None:
+            for limit in limits:
+                await store.hit(limit.item, *limit.ids)
+        return refusal
 
-    # Storage access, failing open --------------------------------------------------------
+    # Stores ------------------------------------------------------------------------------
 
-    async def _check(self, limits: list[_Limit]) -> None:
-        retry_after = 0
-        scope = None
-        for limit in limits:
-            if await self._test(limit):
-                continue
-            wait = await self._seconds_until_free(limit)
-            if wait > retry_after:
-                retry_after, scope = wait, limit.scope
-        if scope is not None:
-            raise RateLimited(retry_after=retry_after, scope=scope)
-
-    async def _test(self, limit: _Limit) -> bool:
+    async def _decide(self, unit: Callable[[LimitStore], Awaitable[T]]) -> tuple[T, bool]:
+        """Run `unit` on process memory (always: the fallback must know the history) and on
+        Redis when configured and reachable. Returns the answer that decides (Redis's when it
+        gave one) and whether it was Redis's."""
+        local = await unit(self.memory)
+        redis = self.redis
+        if redis is None:
+            return local, False
         try:
-            return await self.limiter.test(
-                limit.item, limit.namespace, limit.scope, limit.identifier
-            )
-        except Exception as exc:
-            self._storage_failed(exc)
-            return True
+            shared = await call_redis(self.app, lambda: unit(redis))
+        except IntegrationError as exc:
+            self._redis_failed(exc)
+            return local, False
+        self._redis_answered()
+        return shared, True
 
-    async def _hit(self, limit: _Limit) -> bool | None:
-        """True: counted; False: the limit is full (nothing counted); None: storage down."""
+    async def health(self) -> LimiterHealth:
+        """Which store decides now; pings Redis (through its circuit) when there is one."""
+        redis = self.redis
+        if redis is None:
+            return LimiterHealth(status="ok", store="memory")
         try:
-            return await self.limiter.hit(
-                limit.item, limit.namespace, limit.scope, limit.identifier
-            )
-        except Exception as exc:
-            self._storage_failed(exc)
-            return None
+            await call_redis(self.app, redis.ping)
+        except IntegrationError as exc:
+            self._redis_failed(exc)
+            return LimiterHealth(status="degraded", store="memory")
+        self._redis_answered()
+        return LimiterHealth(status="ok", store="redis")
 
-    async def _seconds_until_free(self, limit: _Limit) -> int:
-        try:
-            stats = await self.limiter.get_window_stats(
-                limit.item, limit.namespace, limit.scope, limit.identifier
-            )
-        except Exception as exc:
-            self._storage_failed(exc)
-            return 1
-        return max(1, math.ceil(stats.reset_time - time.time()))
-
-    def _storage_failed(self, exc: Exception) -> None:
-        now = time.monotonic()
-        if now - self._last_warning >= _WARNING_INTERVAL_SECONDS:
-            self._last_warning = now
+    def _redis_failed(self, exc: IntegrationError) -> None:
+        if self.redis_reachable:
+            self.redis_reachable = False
             logger.warning(
-                "rate limit storage unavailable ({}): failing open, passwords still checked",
+                "rate limit store: Redis unreachable ({}): limits counted in this process "
+                "until it answers again",
                 type(exc).__name__,
             )
+
+    def _redis_answered(self) -> None:
+        if not self.redis_reachable:
+            self.redis_reachable = True
+            logger.info("rate limit store: Redis answers again: limits shared again")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.routing import APIRoute
 
 from app.module import RouterSpec
-from modules.users.dependencies import fastapi_users
+from modules.users.dependencies import fastapi_users, registration_budget
 from modules.users.endpoints import auth_router, recovery_router, sessions_router
+from modules.users.endpoints.responses import problem_examples
+from modules.users.exceptions import RateLimited
 from modules.users.schemas import UserCreate, UserRead, UserUpdate
 
 # fastapi-users names its routes ("users:patch_current_user") and FastAPI would make the
@@ -34,12 +36,19 @@ def _without(router: APIRouter, *paths: str) -> APIRouter:
     return router
 
 
+def _registration_limited(router: APIRouter) -> APIRouter:
+    """fastapi-users' register route behind the per-address registration budget."""
+    limited = APIRouter(dependencies=[Depends(registration_budget)])
+    limited.include_router(router, responses=problem_examples(429, RateLimited))
+    return limited
+
+
 routers = [
     # Ours instead of fastapi_users.get_auth_router(): refresh tokens and real logout.
     RouterSpec(auth_router.public_router, prefix="/auth/jwt", tags=["auth"], public=True),
     RouterSpec(auth_router.bearer_router, prefix="/auth/jwt", tags=["auth"]),
     RouterSpec(
-        _without(fastapi_users.get_register_router(UserRead, UserCreate)),
+        _registration_limited(_without(fastapi_users.get_register_router(UserRead, UserCreate))),
         prefix="/auth",
         tags=["auth"],
         public=True,

@@ -36,10 +36,13 @@ class UsersRuntime:
 
 @asynccontextmanager
 async def open_runtime(
-    core: CoreSettings, settings: UsersSettings, events: EventHub | None = None
+    core: CoreSettings,
+    settings: UsersSettings,
+    events: EventHub | None = None,
+    app: FastAPI | None = None,
 ) -> AsyncIterator[UsersRuntime]:
     """Open the hashing pool, the strength checker and the rate limiter; close them at exit.
-    Used by the lifespan and by the create-superuser command."""
+    Used by the lifespan and by the create-superuser command (no app: no Redis circuit)."""
     secret = core.signing_key
     register_secret(secret)
     hasher = PasswordHasher(
@@ -51,9 +54,7 @@ async def open_runtime(
         workers=settings.password_strength_workers,
         timeout=settings.password_strength_timeout,
     )
-    limiter = AuthLimiter.open(
-        core.redis_url, settings.login_max_failures, settings.login_failure_window
-    )
+    limiter = AuthLimiter.open(core.redis_url, settings, app)
     try:
         yield UsersRuntime(
             settings=settings,
@@ -78,7 +79,7 @@ async def open_runtime(
 
 @asynccontextmanager
 async def lifespan(context: ModuleContext[UsersSettings]) -> AsyncIterator[None]:
-    async with open_runtime(context.core, context.settings, context.events) as runtime:
+    async with open_runtime(context.core, context.settings, context.events, context.app) as runtime:
         context.app.state.users = runtime
         yield
 

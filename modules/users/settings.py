@@ -21,6 +21,11 @@ class UsersSettings(BaseSettings):
     email_undo_ttl: int = Field(default=604_800, gt=0, description="seconds")
     login_max_failures: int = Field(default=5, gt=0)
     login_failure_window: int = Field(default=900, gt=0, description="seconds")
+    # Per client address per LOGIN_FAILURE_WINDOW: every registration attempt, and successful
+    # logins (generous: an office behind one NAT address logs in many times a day; this only
+    # stops one address from flooding the session table).
+    registrations_per_address: int = Field(default=20, gt=0)
+    logins_per_address: int = Field(default=300, gt=0)
     password_min_length: int = Field(default=8, ge=8, le=128)
     password_max_length: int = Field(default=128, ge=8, le=1024)
     # zxcvbn score 0..4; 0 turns the strength check off.

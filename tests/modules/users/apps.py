@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from pydantic_settings import BaseSettings
 
 from app.factory import create_app
 from app.settings import CoreSettings
@@ -14,8 +15,10 @@ from modules.users.settings import UsersSettings
 
 
 @asynccontextmanager
-async def running_app(settings: CoreSettings, users: UsersSettings) -> AsyncIterator[FastAPI]:
-    app = create_app(settings, module_settings={"users": users})
+async def running_app(
+    settings: CoreSettings, users: UsersSettings, **other_modules: BaseSettings
+) -> AsyncIterator[FastAPI]:
+    app = create_app(settings, module_settings={"users": users, **other_modules})
     async with app.router.lifespan_context(app):
         yield app
 

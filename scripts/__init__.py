@@ -1,0 +1,1 @@
+"""Developer scripts (`make bench`, `make bench-auth`); not shipped with the app."""
