@@ -8,9 +8,11 @@ check each attempt reserves an in-flight slot for its address, refused when the 
 window plus the attempts in flight would pass the limit: parallel guesses cannot exceed the
 remaining budget. The slot is released after the check, once a failure is counted.
 
-Counts live in process memory, and with REDIS_URL in Redis too, written to both: Redis decides
-while it answers (shared by every instance); when it does not (down, black-holed, its circuit
-open) the counts of this process decide: never no limit. Calls to Redis go through the
+Counts live in process memory, and with REDIS_URL in Redis too, written to both. While Redis
+answers, the stricter of its answer (shared by every instance) and this process's own decides:
+a write Redis missed (a call that timed out after Redis had answered others, a Redis restarted
+empty) never loosens a limit. When Redis does not answer (down, black-holed, its circuit open)
+the counts of this process decide: never no limit. Calls to Redis go through the
 integrations module's `redis` circuit with a short timeout (`call_redis`); when the circuit
 lets a trial through and Redis answers, Redis decides again.
 """
@@ -85,6 +87,31 @@ class LimiterHealth:
     store: Literal["memory", "redis"]
 
 
+def _stricter_view(local: _AddressView, shared: _AddressView) -> _AddressView:
+    return _AddressView(
+        in_flight=max(local.in_flight, shared.in_flight),
+        failures=max(local.failures, shared.failures),
+        failures_wait=max(local.failures_wait, shared.failures_wait),
+        logins=max(local.logins, shared.logins),
+        logins_wait=max(local.logins_wait, shared.logins_wait),
+    )
+
+
+def _both(local: bool, shared: bool) -> bool:
+    """A hit counts only when neither store is full."""
+    return local and shared
+
+
+def _larger(local: tuple[int, int], shared: tuple[int, int]) -> tuple[int, int]:
+    """(used, seconds until free): the larger of each."""
+    return max(local[0], shared[0]), max(local[1], shared[1])
+
+
+def _either(local: T, shared: T) -> T:
+    """A lock or refusal seen by either store stands (Redis's first: it names the wider one)."""
+    return shared if shared is not None else local
+
+
 class AuthLimiter:
     def __init__(
         self,
@@ -125,15 +152,19 @@ class AuthLimiter:
         key = limit_key(address) if address else None
         attempt = LoginAttempt(user, key, redis_reserved=False)
         if key is not None:
-            view, on_redis = await self._decide(lambda store: self._reserve(store, key))
+            view, on_redis = await self._decide(
+                lambda store: self._reserve(store, key), _stricter_view
+            )
             attempt = LoginAttempt(user, key, redis_reserved=on_redis)
             refusal = self._address_refusal(view)
             if refusal is not None:
                 await self._release(attempt)
                 raise refusal
-        counted, _ = await self._decide(lambda store: store.hit(user.item, *user.ids))
+        counted, _ = await self._decide(lambda store: store.hit(user.item, *user.ids), _both)
         if not counted:
-            (_, wait), _ = await self._decide(lambda store: store.count(user.item, *user.ids))
+            (_, wait), _ = await self._decide(
+                lambda store: store.count(user.item, *user.ids), _larger
+            )
             await self._release(attempt)
             raise RateLimited(retry_after=wait, scope="user")
         return attempt
@@ -148,7 +179,7 @@ class AuthLimiter:
             spend = outcome == "succeeded"
             await self._decide(lambda store: self._succeeded(store, attempt, spend))
         elif outcome == "failed":
-            locked, _ = await self._decide(lambda store: self._failed(store, attempt))
+            locked, _ = await self._decide(lambda store: self._failed(store, attempt), _either)
         await self._release(attempt)
         return locked
 
@@ -206,9 +237,11 @@ class AuthLimiter:
         if not address:
             return
         limit = _Limit(self.registrations, "register", "address", limit_key(address))
-        counted, _ = await self._decide(lambda store: store.hit(limit.item, *limit.ids))
+        counted, _ = await self._decide(lambda store: store.hit(limit.item, *limit.ids), _both)
         if not counted:
-            (_, wait), _ = await self._decide(lambda store: store.count(limit.item, *limit.ids))
+            (_, wait), _ = await self._decide(
+                lambda store: store.count(limit.item, *limit.ids), _larger
+            )
             raise RateLimited(retry_after=wait, scope="address")
 
     async def hit_mail_request(self, kind: str, email: str, address: str | None) -> None:
@@ -216,7 +249,7 @@ class AuthLimiter:
         limits = [_Limit(self.per_user, f"mail-{kind}", "user", _key(email))]
         if address:
             limits.append(_Limit(self.per_address, f"mail-{kind}", "address", limit_key(address)))
-        refusal, _ = await self._decide(lambda store: self._hit_all(store, limits))
+        refusal, _ = await self._decide(lambda store: self._hit_all(store, limits), _either)
         if refusal is not None:
             raise refusal
 
@@ -234,10 +267,16 @@ class AuthLimiter:
 
     # Stores ------------------------------------------------------------------------------
 
-    async def _decide(self, unit: Callable[[LimitStore], Awaitable[T]]) -> tuple[T, bool]:
+    async def _decide(
+        self,
+        unit: Callable[[LimitStore], Awaitable[T]],
+        stricter: Callable[[T, T], T] | None = None,
+    ) -> tuple[T, bool]:
         """Run `unit` on process memory (always: the fallback must know the history) and on
-        Redis when configured and reachable. Returns the answer that decides (Redis's when it
-        gave one) and whether it was Redis's."""
+        Redis when configured and reachable. Returns the answer that decides and whether Redis
+        gave one. With Redis's answer, `stricter(local, shared)` decides: this process's counts
+        are a part of the shared ones, so a local count above Redis's means Redis missed a
+        write, and the larger count is the true one."""
         local = await unit(self.memory)
         redis = self.redis
         if redis is None:
@@ -248,7 +287,7 @@ class AuthLimiter:
             self._redis_failed(exc)
             return local, False
         self._redis_answered()
-        return shared, True
+        return (shared if stricter is None else stricter(local, shared)), True
 
     async def health(self) -> LimiterHealth:
         """Which store decides now; pings Redis (through its circuit) when there is one."""
