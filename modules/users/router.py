@@ -1,4 +1,4 @@
-"""The users module's routes, at the paths of shared/SPEC.md."""
+"""The users module's routes, at the paths of docs/api.md."""
 
 from __future__ import annotations
 
@@ -26,13 +26,19 @@ SUMMARIES = {
 }
 
 
+# Wrong `current_password` guesses count like failed logins: past the limit these answer 429.
+RATE_LIMITED_ROUTES = {"users:patch_current_user", "users:patch_user"}
+
+
 def _without(router: APIRouter, *paths: str) -> APIRouter:
     """fastapi-users' router minus the routes this module replaces (endpoints/), with readable
-    summaries."""
+    summaries and the 429 our limits add."""
     router.routes = [r for r in router.routes if getattr(r, "path", None) not in paths]
     for route in router.routes:
         if isinstance(route, APIRoute) and route.name in SUMMARIES:
             route.summary = SUMMARIES[route.name]
+        if isinstance(route, APIRoute) and route.name in RATE_LIMITED_ROUTES:
+            route.responses.update(problem_examples(429, RateLimited))
     return router
 
 

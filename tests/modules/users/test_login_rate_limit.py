@@ -169,12 +169,15 @@ async def test_a_missing_field_is_a_validation_error_not_a_count(
 
 async def test_the_schema_documents_the_429s(client: httpx.AsyncClient) -> None:
     paths = (await client.get("/openapi.json")).json()["paths"]
-    for path in (
-        "/auth/jwt/login",
-        "/auth/forgot-password",
-        "/auth/request-verify-token",
-        "/auth/register",
+    for path, method in (
+        ("/auth/jwt/login", "post"),
+        ("/auth/forgot-password", "post"),
+        ("/auth/request-verify-token", "post"),
+        ("/auth/register", "post"),
+        # Wrong current_password guesses are limited like logins.
+        ("/users/me", "patch"),
+        ("/users/{id}", "patch"),
     ):
-        documented = paths[path]["post"]["responses"]["429"]
+        documented = paths[path][method]["responses"]["429"]
         assert "RATE_LIMITED" in documented["content"]["application/problem+json"]["examples"]
         assert "Retry-After" in documented["headers"]
