@@ -8,6 +8,7 @@ overrides) so user input can neither forge a line nor drive the terminal that sh
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -59,6 +60,7 @@ def register_secret(value: str) -> None:
     """Scrub this exact value from every line (the signing key, SMTP passwords, …)."""
     if len(value) >= 8:
         _secret_values.add(value)
+        _redact_short.cache_clear()  # cached answers did not know this value
 
 
 # C0, DEL and C1 controls, the Unicode line/paragraph separators and the bidi overrides: none is
@@ -90,14 +92,40 @@ def redact(text: str) -> str:
     return escape_controls(text)
 
 
+# Paths and methods repeat: their redacted form is remembered (bounded), so the access line
+# costs no regex work for a path seen before. Cleared when a secret is registered.
+_redact_short = functools.lru_cache(maxsize=4096)(redact)
+_SHORT = 256
+# A record whose message and string extras were redacted when it was made (`access_line`).
+_PREREDACTED = "_preredacted"
+
+
+def _redacted(text: str) -> str:
+    return _redact_short(text) if len(text) <= _SHORT else redact(text)
+
+
+def access_line(method: str, path: str, status: int, seconds: float) -> None:
+    """The one line per request (`app/middleware.py`): redacted here, from cached parts, so
+    the patcher has nothing left to do for it."""
+    method, path = _redacted(method), _redacted(path)
+    duration_ms = round(seconds * 1000, 2)
+    logger.bind(
+        _preredacted=True, method=method, path=path, status=status, duration_ms=duration_ms
+    ).info(f"{method} {path} {status} {duration_ms}ms")
+
+
 def _patch(record: Record) -> None:
-    record["message"] = redact(record["message"])
     extra = record["extra"]
+    preredacted = extra.pop(_PREREDACTED, False)
+    if not preredacted:
+        record["message"] = redact(record["message"])
     if extra.get("request_id") is None:
         extra["request_id"] = request_id_var.get()
     user_id = user_id_var.get()
     if user_id is not None:
         extra.setdefault("user_id", user_id)
+    if preredacted:
+        return
     for key, value in list(extra.items()):
         if isinstance(value, str):
             extra[key] = redact(value)
@@ -140,25 +168,29 @@ def _literal(text: str) -> str:
 
 
 def _pretty_formatter(record: Record) -> str:
-    extras = {
-        k: v for k, v in record["extra"].items() if k not in _SHOWN_IN_MESSAGE and v is not None
-    }
-    # Non-string extras too: a value's repr can carry what the patcher did not see.
-    suffix = " " + " ".join(f"{k}={escape_controls(str(v))}" for k, v in extras.items())
-    rid = record["extra"].get("request_id") or "-"
+    """A format string that is the same for every line of the same shape (loguru remembers
+    the last 64 it parsed): values go in as `{extra[...]}` fields, never as literal text, but
+    for extras that are not strings (their repr is escaped here)."""
+    extra = record["extra"]
+    parts = [
+        "<green>{time:HH:mm:ss.SSS}</green> <level>{level: <8}</level> ",
+        "<cyan>{extra[request_id]}</cyan> " if extra.get("request_id") else "<cyan>-</cyan> ",
+        "<level>{message}</level>",
+    ]
+    for key, value in extra.items():
+        if key in _SHOWN_IN_MESSAGE or value is None:
+            continue
+        if isinstance(value, str) and key.isidentifier():
+            # Already redacted and escaped by the patcher.
+            parts.append(f" {key}={{extra[{key}]}}")
+        else:
+            parts.append(_literal(f" {key}={escape_controls(str(value))}"))
+    parts.append("\n")
     # The traceback is formatted here (not by loguru's "{exception}") so it is redacted like the
     # JSON sink's: a database error's text may quote parameters, hashes, user input.
-    exception = ""
     if record["exception"] is not None:
-        exception = redact_multiline("".join(_format_exception(record))) + "\n"
-    return (
-        "<green>{time:HH:mm:ss.SSS}</green> <level>{level: <8}</level> "
-        f"<cyan>{_literal(rid)}</cyan> "
-        "<level>{message}</level>"
-        + (_literal(suffix) if extras else "")
-        + "\n"
-        + _literal(exception)
-    )
+        parts.append(_literal(redact_multiline("".join(_format_exception(record))) + "\n"))
+    return "".join(parts)
 
 
 class InterceptHandler(logging.Handler):

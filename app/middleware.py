@@ -14,9 +14,9 @@ the same bytes from memory.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
-import uuid
 
 from loguru import logger
 from starlette.datastructures import Headers
@@ -24,22 +24,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.context import request_id_var, user_id_var
 from app.errors import internal_error_response, is_database_unavailable, problem_response
+from app.logging import access_line
 from app.request_text import unacceptable_text
-from app.security_headers import with_security_headers
+from app.security_headers import SecurityHeaders
 from app.settings import CoreSettings
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # A client's id is kept only when it is short and printable: it ends up in every log line.
-_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_SANE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 # nginx's code for "the client went away before the answer": only ever in the access line.
 CLIENT_CLOSED = 499
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return str(value.decode("latin-1"))
-    return None
 
 
 class _BodyTooLarge(Exception):
@@ -59,7 +53,7 @@ class RequestContextMiddleware:
         self.app = app
         self.max_body_bytes = settings.max_body_bytes
         self.body_read_timeout = settings.body_read_timeout
-        self.production = settings.environment == "production"
+        self.security = SecurityHeaders(production=settings.environment == "production")
 
     async def _read_body(self, receive: Receive, deadline: float) -> bytes:
         chunks: list[bytes] = []
@@ -85,41 +79,66 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
 
-        incoming = _header(scope, b"x-request-id")
-        request_id = incoming if incoming and _SANE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        # One pass over the request headers (the server hands them lower-cased).
+        incoming = declared = None
+        has_body = False
+        for key, value in scope["headers"]:
+            if key == b"x-request-id":
+                incoming = value
+            elif key == b"content-length":
+                declared = value
+                has_body = value != b"0"
+            elif key == b"transfer-encoding":
+                has_body = True
+        request_id = (
+            incoming.decode("latin-1")
+            if incoming is not None and _SANE_REQUEST_ID.match(incoming)
+            else os.urandom(16).hex()
+        )
         rid_token = request_id_var.set(request_id)
         uid_token = user_id_var.set(None)
         started = time.perf_counter()
-        # Measured from the moment the request line and headers were in.
-        deadline = asyncio.get_running_loop().time() + self.body_read_timeout
         status_code = 500
         response_started = False
-        path = scope.get("path", "")
+        path = scope["path"]
+        id_header = (b"x-request-id", request_id.encode("latin-1"))
+        security = self.security
 
         async def send_with_id(message: Message) -> None:
             nonlocal status_code, response_started
             if message["type"] == "http.response.start":
                 response_started = True
                 status_code = message["status"]
-                headers = [
-                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"
-                ]
-                headers.append((b"x-request-id", request_id.encode()))
-                message["headers"] = with_security_headers(headers, production=self.production)
+                message["headers"] = security.apply(message.get("headers", ()), id_header)
             await send(message)
 
         try:
-            declared = _header(scope, b"content-length")
-            if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-                raise _BodyTooLarge
-            body = await self._read_body(receive, deadline)
-            errors = await unacceptable_text(Headers(scope=scope), body, scope["query_string"])
-            if errors:
-                summary = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
-                refused = problem_response(
-                    path, 422, "VALIDATION_ERROR", f"Invalid request: {summary}", errors=errors
-                )
-                await refused(scope, receive, send_with_id)
+            # HTTP/1.1: a request without Content-Length or Transfer-Encoding has no body
+            # (RFC 9112 §6.3): nothing to limit, time or check, and the route reads `receive`.
+            body = b""
+            if has_body:
+                if (
+                    declared is not None
+                    and declared.isdigit()
+                    and int(declared) > self.max_body_bytes
+                ):
+                    raise _BodyTooLarge
+                # Measured from the moment the request line and headers were in.
+                deadline = asyncio.get_running_loop().time() + self.body_read_timeout
+                body = await self._read_body(receive, deadline)
+            query_string = scope["query_string"]
+            if body or query_string:
+                errors = await unacceptable_text(Headers(scope=scope), body, query_string)
+                if errors:
+                    summary = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
+                    refused = problem_response(
+                        path, 422, "VALIDATION_ERROR", f"Invalid request: {summary}", errors=errors
+                    )
+                    await refused(scope, receive, send_with_id)
+                    return
+
+            if not has_body:
+                await self.app(scope, receive, send_with_id)
                 return
 
             replayed = False
@@ -168,12 +187,6 @@ class RequestContextMiddleware:
             else:  # pragma: no cover - the body was already on its way; nothing sane to add
                 status_code = 500
         finally:
-            duration_ms = round((time.perf_counter() - started) * 1000, 2)
-            logger.bind(
-                method=scope.get("method"),
-                path=path,
-                status=status_code,
-                duration_ms=duration_ms,
-            ).info("{} {} {} {}ms", scope.get("method"), path, status_code, duration_ms)
+            access_line(scope["method"], path, status_code, time.perf_counter() - started)
             user_id_var.reset(uid_token)
             request_id_var.reset(rid_token)

@@ -31,13 +31,46 @@ ALWAYS: tuple[tuple[bytes, bytes], ...] = (
 HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 
+class SecurityHeaders:
+    """The header rules, resolved once per app (not per response): `apply` walks a response's
+    headers once and appends precomputed raw pairs."""
+
+    def __init__(self, *, production: bool) -> None:
+        self.always = ALWAYS + ((HSTS,) if production else ())
+        self.defaults = DEFAULTS
+        self.default_names = frozenset(name for name, _ in DEFAULTS)
+        self.replaced = frozenset(name for name, _ in self.always)
+
+    def apply(
+        self,
+        headers: list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...],
+        extra: tuple[bytes, bytes] | None = None,
+    ) -> list[tuple[bytes, bytes]]:
+        """The response's own headers (minus those `always` replaces, and minus `extra`'s
+        name), the defaults it lacks, `always`, then `extra` (the request id)."""
+        replaced = self.replaced
+        default_names = self.default_names
+        dropped = extra[0] if extra is not None else None
+        result: list[tuple[bytes, bytes]] = []
+        present: set[bytes] = set()
+        for pair in headers:
+            name = pair[0].lower()
+            if name in replaced or name == dropped:
+                continue
+            if name in default_names:
+                present.add(name)
+            result.append(pair)
+        if present:
+            result.extend(pair for pair in self.defaults if pair[0] not in present)
+        else:
+            result.extend(self.defaults)
+        result.extend(self.always)
+        if extra is not None:
+            result.append(extra)
+        return result
+
+
 def with_security_headers(
     headers: list[tuple[bytes, bytes]], *, production: bool
 ) -> list[tuple[bytes, bytes]]:
-    always = ALWAYS + ((HSTS,) if production else ())
-    replaced = {name for name, _ in always}
-    result = [(k, v) for k, v in headers if k.lower() not in replaced]
-    present = {k.lower() for k, _ in result}
-    result.extend((name, value) for name, value in DEFAULTS if name not in present)
-    result.extend(always)
-    return result
+    return SecurityHeaders(production=production).apply(headers)
