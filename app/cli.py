@@ -36,6 +36,10 @@ def _serve(args: argparse.Namespace, settings: CoreSettings) -> int:
 
     if not args.no_migrate and not _upgrade(settings):
         return 1
+    from app.serving import record_serve_workers
+
+    # A module may keep per-process state only if it knows no other process serves.
+    record_serve_workers(getattr(args, "workers", None) or 1)
     # log_config=None: our loguru set-up (app/logging.py) owns uvicorn's loggers.
     uvicorn.run(
         "app.main:app",

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 from sqlalchemy import MetaData, event, text
@@ -99,6 +99,18 @@ def create_engine(url: str) -> AsyncEngine:
     return engine
 
 
+class CommitListener(Protocol):
+    """Told around every unit of work's commit (a module's cache that must follow writes).
+    `before_commit` runs after the last flush; raising there rolls the transaction back.
+    `after_commit` runs once it has committed, before the response is sent."""
+
+    async def before_commit(self, session: AsyncSession) -> None: ...
+
+    async def after_commit(self, session: AsyncSession) -> None: ...
+
+    def discard(self, session: AsyncSession) -> None: ...
+
+
 class Database:
     """The engine and its session factory. Created and disposed by the app's lifespan."""
 
@@ -106,6 +118,7 @@ class Database:
         self.url = url
         self.engine = create_engine(url)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.commit_listeners: list[CommitListener] = []
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:
@@ -134,31 +147,51 @@ async def unit_of_work(
     """One session, one transaction: committed at the block's end when it exits without error
     (or with a `CommitsBeforeRaising` error), rolled back otherwise. The events published into
     the session (`app.events.publish_after_commit`) reach `events` only after the commit."""
+    listeners = database.commit_listeners
     async with database.sessionmaker() as session:
         try:
             yield session
         except BaseException as exc:
             if isinstance(exc, CommitsBeforeRaising):
-                await _commit(session)
-                await deliver_pending(session, events)
+                await _commit(session, listeners)
+                await _committed(session, listeners, events)
             else:
-                discard_pending(session)
+                _discard(session, listeners)
                 await session.rollback()
             raise
-        await _commit(session)
-        await deliver_pending(session, events)
+        await _commit(session, listeners)
+        await _committed(session, listeners, events)
 
 
-async def _commit(session: AsyncSession) -> None:
+async def _commit(session: AsyncSession, listeners: list[CommitListener]) -> None:
     try:
+        if listeners:
+            if session.new or session.dirty or session.deleted:
+                await session.flush()  # so listeners see every write of the transaction
+            for listener in listeners:
+                await listener.before_commit(session)
         await session.commit()
     except BaseException:
         # A failed COMMIT (a deferred constraint) can leave the transaction open on the
         # connection (SQLite does), and the pool would hand it, writes and all, to the next
         # request: end it here. Nothing collected is published.
-        discard_pending(session)
+        _discard(session, listeners)
         await session.rollback()
         raise
+
+
+async def _committed(
+    session: AsyncSession, listeners: list[CommitListener], events: EventHub | None
+) -> None:
+    for listener in listeners:
+        await listener.after_commit(session)
+    await deliver_pending(session, events)
+
+
+def _discard(session: AsyncSession, listeners: list[CommitListener]) -> None:
+    discard_pending(session)
+    for listener in listeners:
+        listener.discard(session)
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -11,7 +11,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi_users import BaseUserManager, exceptions
+from fastapi_users import BaseUserManager
 from fastapi_users.authentication import AuthenticationBackend, BearerTransport, Strategy
 
 from app.net import client_address
@@ -40,8 +40,9 @@ class SessionTokenStrategy(Strategy[User, uuid.UUID]):
         return verified[0] if verified else None
 
     async def read_token(
-        self, token: str | None, user_manager: BaseUserManager[User, uuid.UUID]
+        self, token: str | None, user_manager: BaseUserManager[User, uuid.UUID] | None
     ) -> User | None:
+        """The user of a live session's token; `user_manager` is not needed (one read)."""
         if token is None:
             return None
         if token in self._verified:
@@ -51,14 +52,12 @@ class SessionTokenStrategy(Strategy[User, uuid.UUID]):
         except InvalidAccessToken:
             return None
         # Logout, password change and the like end the session: its tokens die at once.
-        if not await self.service.is_live(claims):
-            return None
-        try:
-            user = await user_manager.get(claims.user_id)
-        except exceptions.UserNotExists:
+        user = await self.service.live_user(claims)
+        if user is None:
             return None
         self._verified[token] = (claims, user)
         if self.request is not None:
+            self.request.state.access_claims = claims
             # The caller's session, for hooks that must tell it apart (a password change ends
             # the user's other sessions, not the one it was made from).
             self.request.state.session_id = claims.session_id

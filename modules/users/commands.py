@@ -38,7 +38,10 @@ async def _create(email: str, password: str, core: CoreSettings, settings: Users
     database = Database(core.database_url)
     try:
         # Its own unit of work: committed when the user is created, rolled back otherwise.
-        async with open_runtime(core, settings) as runtime, unit_of_work(database) as session:
+        async with (
+            open_runtime(core, settings, database=database) as runtime,
+            unit_of_work(database) as session,
+        ):
             manager = UserManager(UserDatabase(session), runtime)
             return await manager.create(
                 UserCreate(email=email, password=password, is_superuser=True, is_verified=True)

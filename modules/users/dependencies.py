@@ -18,10 +18,12 @@ from fastapi_users.authentication import Authenticator
 from app.context import set_user_id
 from app.database import DbSession
 from app.net import client_address
-from modules.users.auth import SessionStrategyDep, auth_backend
+from modules.users.auth import SessionTokenStrategy, auth_backend, bearer_transport
 from modules.users.manager import UserManager
 from modules.users.models import User
 from modules.users.runtime import UsersRuntime, get_runtime
+from modules.users.sessions_service import SessionService
+from modules.users.tokens import AccessClaims
 from modules.users.users_repository import UserDatabase
 
 
@@ -39,6 +41,19 @@ async def get_user_manager(
     return UserManager(user_db, runtime, app=request.app, request=request)
 
 
+async def read_current_user(
+    request: Request,
+    db: DbSession,
+    runtime: Annotated[UsersRuntime, Depends(get_runtime)],
+    token: Annotated[str | None, Depends(bearer_transport.scheme)],
+) -> tuple[User | None, str | None]:
+    """The token's user, or None: what fastapi-users' `current_user_token(optional=True)`
+    returns, with fewer dependencies to solve per request (no user manager: the session and
+    its user are one read, or none with the auth cache)."""
+    strategy = SessionTokenStrategy(SessionService(db, runtime), request)
+    return await strategy.read_token(token, None), token
+
+
 class SharedAuthenticator(Authenticator[User, uuid.UUID]):
     """fastapi-users builds a new dependency on every `current_user(...)` call, each reading the
     token again: the router's dependency, the route's own (GET /users/me, a superuser route,
@@ -48,7 +63,7 @@ class SharedAuthenticator(Authenticator[User, uuid.UUID]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._read = super().current_user_token(optional=True)
+        self._read = read_current_user
         self._variants: dict[tuple[str, bool, bool, bool, bool], Any] = {}
 
     def current_user_token(
@@ -140,12 +155,12 @@ class Login:
 
 
 async def current_login(
+    request: Request,
     user_token: Annotated[tuple[User, str], Depends(_current_user_token)],
-    strategy: SessionStrategyDep,
 ) -> Login:
-    user, token = user_token
-    # The same strategy instance (cached per request) has just verified this token.
-    claims = strategy.verified_claims(token)
+    user, _token = user_token
+    # Set by the strategy that has just verified this token (read_current_user).
+    claims: AccessClaims | None = getattr(request.state, "access_claims", None)
     if claims is None:
         raise HTTPException(status_code=status.HTTP_401_UNAUTHORIZED)
     set_user_id(user.id)

@@ -65,3 +65,14 @@ class RateLimited(UsersError):
         # "user" or "address": for the log line only, never in the answer (the same body
         # for both keeps the answer from telling which limit an attacker hit).
         self.scope = scope
+
+
+class AuthStateUnavailable(UsersError):
+    """Redis did not take the change of a user's auth generation (modules/users/auth_cache.py):
+    the change (a logout, a password change…) is rolled back rather than risk another process
+    serving its cached answer. Nothing changed; the client tries again."""
+
+    status_code = 503
+    code = "SERVICE_UNAVAILABLE"
+    detail = "The change could not be made now; try again shortly."
+    headers = {"Retry-After": "5"}

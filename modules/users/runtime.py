@@ -8,10 +8,12 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 
+from app.database import Database
 from app.events import EventHub
 from app.logging import register_secret
 from app.module import ModuleContext
 from app.settings import CoreSettings
+from modules.users.auth_cache import AuthCache
 from modules.users.hashing import PasswordHasher
 from modules.users.passwords import PasswordPolicy
 from modules.users.ratelimit import AuthLimiter
@@ -32,6 +34,8 @@ class UsersRuntime:
     # publish on it directly: `app.events.publish_after_commit` hands an event to the unit of
     # work, which delivers it here once its transaction has committed.
     events: EventHub | None = None
+    # None: every request reads the database (AUTH_CACHE, modules/users/auth_cache.py).
+    auth_cache: AuthCache | None = None
 
 
 @asynccontextmanager
@@ -40,6 +44,7 @@ async def open_runtime(
     settings: UsersSettings,
     events: EventHub | None = None,
     app: FastAPI | None = None,
+    database: Database | None = None,
 ) -> AsyncIterator[UsersRuntime]:
     """Open the hashing pool, the strength checker and the rate limiter; close them at exit.
     Used by the lifespan and by the create-superuser command (no app: no Redis circuit)."""
@@ -55,6 +60,10 @@ async def open_runtime(
         timeout=settings.password_strength_timeout,
     )
     limiter = AuthLimiter.open(core.redis_url, settings, app)
+    # Only with the app's database: its unit of work tells the cache about every commit.
+    auth_cache = AuthCache.open(
+        settings.auth_cache, core.redis_url, settings.auth_cache_ttl, database, app
+    )
     try:
         yield UsersRuntime(
             settings=settings,
@@ -70,8 +79,11 @@ async def open_runtime(
             strength=strength,
             limiter=limiter,
             events=events,
+            auth_cache=auth_cache,
         )
     finally:
+        if auth_cache is not None:
+            await auth_cache.close(database)
         await limiter.close()
         strength.close()
         hasher.close()
@@ -79,7 +91,9 @@ async def open_runtime(
 
 @asynccontextmanager
 async def lifespan(context: ModuleContext[UsersSettings]) -> AsyncIterator[None]:
-    async with open_runtime(context.core, context.settings, context.events, context.app) as runtime:
+    async with open_runtime(
+        context.core, context.settings, context.events, context.app, context.database
+    ) as runtime:
         context.app.state.users = runtime
         yield
 

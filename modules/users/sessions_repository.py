@@ -20,6 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from modules.users.auth_cache import note_changed
 from modules.users.models import LoginSession, RotatedRefreshToken, User
 
 
@@ -45,6 +46,20 @@ async def is_live(
         )
     )
     return found is not None
+
+
+async def live_session_user(
+    db: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID, now: datetime
+) -> tuple[User, datetime] | None:
+    """The user of a live session (and the session's absolute end), in one read."""
+    row = (
+        await db.execute(
+            select(User, LoginSession.expires_at)
+            .join(LoginSession, LoginSession.user_id == User.__table__.c["id"])
+            .where(LoginSession.id == session_id, LoginSession.user_id == user_id, *_is_live(now))
+        )
+    ).first()
+    return None if row is None else (row[0], row[1])
 
 
 async def list_live(
@@ -99,11 +114,17 @@ async def live_beyond(
     return list(rows)
 
 
-async def revoke_many(db: AsyncSession, session_ids: list[uuid.UUID], now: datetime) -> None:
+async def revoke_many(
+    db: AsyncSession, user_id: uuid.UUID, session_ids: list[uuid.UUID], now: datetime
+) -> None:
+    """End these sessions of this user."""
     if session_ids:
+        note_changed(db, user_id)
         await db.execute(
             update(LoginSession)
-            .where(LoginSession.id.in_(session_ids), *_is_live(now))
+            .where(
+                LoginSession.id.in_(session_ids), LoginSession.user_id == user_id, *_is_live(now)
+            )
             .values(revoked_at=now)
             .execution_options(synchronize_session=False)
         )
@@ -199,6 +220,7 @@ async def revoke(
     db: AsyncSession, session_id: uuid.UUID, user_id: uuid.UUID, now: datetime
 ) -> bool:
     """End one live session of this user; False when there is none such."""
+    note_changed(db, user_id)
     ended = await _rowcount(
         db,
         update(LoginSession)
@@ -212,6 +234,7 @@ async def revoke(
 async def revoke_all(
     db: AsyncSession, user_id: uuid.UUID, now: datetime, keep: uuid.UUID | None = None
 ) -> int:
+    note_changed(db, user_id)
     spared = [] if keep is None else [LoginSession.id != keep]
     return await _rowcount(
         db,

@@ -103,7 +103,7 @@ class SessionService:
         evicted = await repository.live_beyond(
             self.db, user.id, now, self.runtime.settings.max_sessions_per_user
         )
-        await repository.revoke_many(self.db, evicted, now)
+        await repository.revoke_many(self.db, user.id, evicted, now)
         logger.bind(user_id=str(user.id), session_id=str(login.id)).info("login session started")
         for session_id in evicted:
             logger.bind(
@@ -184,6 +184,28 @@ class SessionService:
 
     async def is_live(self, claims: AccessClaims) -> bool:
         return await repository.is_live(self.db, claims.session_id, claims.user_id, utcnow())
+
+    async def live_user(self, claims: AccessClaims) -> User | None:
+        """The user of the token's session if that session is live: from the auth cache when
+        nothing changed since it was read (modules/users/auth_cache.py), else in one read."""
+        cache = self.runtime.auth_cache
+        tag = None
+        if cache is not None:
+            # Read before the database is: a change committed meanwhile outdates this tag.
+            tag = await cache.tag(claims.user_id)
+            if tag is not None:
+                cached = cache.user(self.db, claims.session_id, claims.user_id, tag)
+                if cached is not None:
+                    return cached
+        found = await repository.live_session_user(
+            self.db, claims.session_id, claims.user_id, utcnow()
+        )
+        if found is None:
+            return None
+        user, expires_at = found
+        if cache is not None and tag is not None:
+            cache.store(claims.session_id, user, as_utc(expires_at), tag)
+        return user
 
     async def list_live(
         self, user_id: uuid.UUID, limit: int, after: tuple[datetime, uuid.UUID] | None = None

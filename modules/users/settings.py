@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -39,6 +41,15 @@ class UsersSettings(BaseSettings):
     # A strength check not answered within this many seconds (queued behind others) refuses
     # the password ("try again"): it fails closed, never open.
     password_strength_timeout: float = Field(default=5.0, gt=0, le=120, description="seconds")
+
+    # Authenticated requests served without a database read, revocation still immediate
+    # (modules/users/auth_cache.py). auto: with REDIS_URL, generations in Redis; without, in
+    # memory when `python -m app serve` runs one worker; otherwise off. local: in memory, for
+    # a deployment that knows it runs one process. off: every request reads the database.
+    auth_cache: Literal["auto", "off", "local", "redis"] = "auto"
+    # How long an entry may serve at most: bounds what a change made outside the app (a SQL
+    # shell) leaves unseen. Changes made through the app are seen at once.
+    auth_cache_ttl: float = Field(default=60.0, ge=0, le=3600, description="seconds")
 
     @model_validator(mode="after")
     def _lengths_in_order(self) -> UsersSettings:
