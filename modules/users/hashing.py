@@ -37,12 +37,16 @@ THREAD_NAME_PREFIX = "password-hash"
 
 
 def default_workers() -> int:
-    """One core is left to the event loop: max(1, usable cores - 1)."""
+    """One thread per usable core. With one thread fewer (a core "left to the loop") logins
+    ran at ~60% of the hash-bound limit: argon2's lanes (p=4) wait for each other at every
+    slice, so one hash at a time leaves the cores idle in between. The loop needs no core of
+    its own: the threads run at nice +10 and SCHED_BATCH, so it preempts them whenever it has
+    work (stall ratio in docs/benchmarks.md)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 1
-    return max(1, cores - 1)
+    return max(1, cores)
 
 
 def default_password_hash() -> PasswordHash:
