@@ -7,6 +7,8 @@ binds each access token to a login session and checks that session on every requ
 
 from __future__ import annotations
 
+import functools
+import time
 import uuid
 from typing import Annotated
 
@@ -22,6 +24,28 @@ from modules.users.tokens import AccessClaims, InvalidAccessToken, read_access_t
 # Swagger's Authorize button posts the form here (relative to the docs page). The bearer
 # transport reads the Authorization header only, never a query parameter (RFC 6750 §2.3).
 bearer_transport = BearerTransport(tokenUrl="auth/jwt/login")
+# Ours are ~400 characters; anything much longer is refused without being parsed.
+MAX_TOKEN_LENGTH = 4096
+
+
+@functools.lru_cache(maxsize=4096)
+def _checked_token(secret: str, token: str) -> AccessClaims | None:
+    """A token's signature and claims are checked once: a client sends the same access token
+    on request after request. Only its expiry changes with time: `_read_access_token` checks
+    that on every call."""
+    try:
+        return read_access_token(secret, token)
+    except InvalidAccessToken:
+        return None
+
+
+def _read_access_token(secret: str, token: str) -> AccessClaims | None:
+    if len(token) > MAX_TOKEN_LENGTH:
+        return None  # never one of ours; and not worth a place in the memo
+    claims = _checked_token(secret, token)
+    if claims is None or claims.expires_at <= time.time():
+        return None
+    return claims
 
 
 class SessionTokenStrategy(Strategy[User, uuid.UUID]):
@@ -47,9 +71,8 @@ class SessionTokenStrategy(Strategy[User, uuid.UUID]):
             return None
         if token in self._verified:
             return self._verified[token][1]
-        try:
-            claims = read_access_token(self.service.runtime.secret, token)
-        except InvalidAccessToken:
+        claims = _read_access_token(self.service.runtime.secret, token)
+        if claims is None:
             return None
         # Logout, password change and the like end the session: its tokens die at once.
         user = await self.service.live_user(claims)

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request, status
 from fastapi_users import FastAPIUsers
 from fastapi_users.authentication import Authenticator
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.context import set_user_id
 from app.database import DbSession
@@ -41,30 +42,78 @@ async def get_user_manager(
     return UserManager(user_db, runtime, app=request.app, request=request)
 
 
-async def read_current_user(
-    request: Request,
-    db: DbSession,
-    runtime: Annotated[UsersRuntime, Depends(get_runtime)],
-    token: Annotated[str | None, Depends(bearer_transport.scheme)],
-) -> tuple[User | None, str | None]:
-    """The token's user, or None: what fastapi-users' `current_user_token(optional=True)`
-    returns, with fewer dependencies to solve per request (no user manager: the session and
-    its user are one read, or none with the auth cache)."""
+async def _authenticate(
+    request: Request, db: AsyncSession, runtime: UsersRuntime, token: str | None
+) -> User | None:
+    """The token's user, or None; read once per request whichever variants ask (the result is
+    kept on the request). No user manager: the session and its user are one read, or none
+    with the auth cache."""
+    memo: tuple[str | None, User | None] | None = getattr(request.state, "authenticated", None)
+    if memo is not None and memo[0] == token:
+        return memo[1]
     strategy = SessionTokenStrategy(SessionService(db, runtime), request)
-    return await strategy.read_token(token, None), token
+    user = await strategy.read_token(token, None)
+    request.state.authenticated = (token, user)
+    return user
+
+
+def _apply_rules(
+    user: User | None, optional: bool, active: bool, verified: bool, superuser: bool
+) -> User | None:
+    """fastapi-users' own rules (Authenticator._authenticate)."""
+    status_code = status.HTTP_401_UNAUTHORIZED
+    if user:
+        status_code = status.HTTP_403_FORBIDDEN
+        if active and not user.is_active:
+            status_code = status.HTTP_401_UNAUTHORIZED
+            user = None
+        elif (verified and not user.is_verified) or (superuser and not user.is_superuser):
+            user = None
+    if not user and not optional:
+        raise HTTPException(status_code=status_code)
+    if user is not None:
+        set_user_id(user.id)  # the access line and every later log line name the user
+    return user
 
 
 class SharedAuthenticator(Authenticator[User, uuid.UUID]):
     """fastapi-users builds a new dependency on every `current_user(...)` call, each reading the
     token again: the router's dependency, the route's own (GET /users/me, a superuser route,
-    `CurrentLogin`) would each authenticate. Here every variant checks its rule (active,
-    verified, superuser) on the result of one shared dependency that reads the token, so FastAPI's
-    per-request cache reads it once, whichever variants a request asks for."""
+    `CurrentLogin`) would each authenticate. Here every variant is one flat dependency (the
+    request, its unit of work, the runtime, the bearer token: few for FastAPI to solve per
+    request) that checks its rule (active, verified, superuser) on one read per request."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._read = read_current_user
-        self._variants: dict[tuple[str, bool, bool, bool, bool], Any] = {}
+        self._variants: dict[tuple[bool, bool, bool, bool, bool], Any] = {}
+
+    def _variant(
+        self,
+        with_token: bool,
+        optional: bool,
+        active: bool,
+        verified: bool,
+        superuser: bool,
+        get_enabled_backends: Any,
+    ) -> Any:
+        if get_enabled_backends is not None:
+            raise NotImplementedError("one authentication backend, always enabled")
+        key = (with_token, optional, active, verified, superuser)
+        if key in self._variants:
+            return self._variants[key]
+
+        async def authenticated(
+            request: Request,
+            db: DbSession,
+            runtime: Annotated[UsersRuntime, Depends(get_runtime)],
+            token: Annotated[str | None, Depends(bearer_transport.scheme)],
+        ) -> Any:
+            user = await _authenticate(request, db, runtime, token)
+            user = _apply_rules(user, optional, active, verified, superuser)
+            return (user, token) if with_token else user
+
+        self._variants[key] = authenticated
+        return authenticated
 
     def current_user_token(
         self,
@@ -74,34 +123,7 @@ class SharedAuthenticator(Authenticator[User, uuid.UUID]):
         superuser: bool = False,
         get_enabled_backends: Any = None,
     ) -> Any:
-        if get_enabled_backends is not None:
-            raise NotImplementedError("one authentication backend, always enabled")
-        key = ("token", optional, active, verified, superuser)
-        if key in self._variants:
-            return self._variants[key]
-        read = self._read
-
-        # A default, not Annotated: this module's annotations are strings, and FastAPI could not
-        # resolve the local `read` in one.
-        async def current_user_token(
-            read_result: tuple[User | None, str | None] = Depends(read),
-        ) -> tuple[User | None, str | None]:
-            user, token = read_result
-            # fastapi-users' own rules (Authenticator._authenticate), applied to the shared read.
-            status_code = status.HTTP_401_UNAUTHORIZED
-            if user:
-                status_code = status.HTTP_403_FORBIDDEN
-                if active and not user.is_active:
-                    status_code = status.HTTP_401_UNAUTHORIZED
-                    user = None
-                elif (verified and not user.is_verified) or (superuser and not user.is_superuser):
-                    user = None
-            if not user and not optional:
-                raise HTTPException(status_code=status_code)
-            return user, token
-
-        self._variants[key] = current_user_token
-        return current_user_token
+        return self._variant(True, optional, active, verified, superuser, get_enabled_backends)
 
     def current_user(
         self,
@@ -111,39 +133,18 @@ class SharedAuthenticator(Authenticator[User, uuid.UUID]):
         superuser: bool = False,
         get_enabled_backends: Any = None,
     ) -> Any:
-        key = ("user", optional, active, verified, superuser)
-        if key in self._variants:
-            return self._variants[key]
-        with_token = self.current_user_token(
-            optional, active, verified, superuser, get_enabled_backends
-        )
-
-        async def current_user(
-            user_token: tuple[User | None, str | None] = Depends(with_token),
-        ) -> User | None:
-            return user_token[0]
-
-        self._variants[key] = current_user
-        return current_user
+        return self._variant(False, optional, active, verified, superuser, get_enabled_backends)
 
 
 fastapi_users = FastAPIUsers[User, uuid.UUID](get_user_manager, [auth_backend])
 fastapi_users.authenticator = SharedAuthenticator([auth_backend], get_user_manager)
 fastapi_users.current_user = fastapi_users.authenticator.current_user  # type: ignore[method-assign]
 
-_current_active_user = fastapi_users.current_user(active=True)
-_current_superuser = fastapi_users.current_user(active=True, superuser=True)
 _current_user_token = fastapi_users.authenticator.current_user_token(active=True)
-
-
-async def current_active_user(user: Annotated[User, Depends(_current_active_user)]) -> User:
-    set_user_id(user.id)  # the access line and every later log line name the user
-    return user
-
-
-async def current_superuser(user: Annotated[User, Depends(_current_superuser)]) -> User:
-    set_user_id(user.id)
-    return user
+# The same callables fastapi-users' own routes get for `current_user(active=True)` (and with
+# superuser=True): FastAPI solves each once per request, router-wide or in a route.
+current_active_user = fastapi_users.current_user(active=True)
+current_superuser = fastapi_users.current_user(active=True, superuser=True)
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,6 @@ async def current_login(
     claims: AccessClaims | None = getattr(request.state, "access_claims", None)
     if claims is None:
         raise HTTPException(status_code=status.HTTP_401_UNAUTHORIZED)
-    set_user_id(user.id)
     return Login(user=user, session_id=claims.session_id)
 
 

@@ -22,8 +22,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.settings import CoreSettings
+from modules.users.settings import UsersSettings
 from tests.conftest import TEST_SECRET
-from tests.helpers import PASSWORD, bearer, free_port
+from tests.helpers import PASSWORD, bearer, free_port, login, register
+from tests.modules.users.apps import client_for, running_app
 from tests.redis_server import RedisServer, throwaway_redis
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -322,3 +325,18 @@ async def test_without_redis_the_cache_is_not_trusted(
         _end_sessions_behind_the_apps_back(database, "outage@example.com")
         assert await _me(b, token) == 401
         assert await _me(b, other) == 200  # the refused logout changed nothing
+
+
+# --- In process: what the cache and the token memo must still refuse ------------------------
+
+
+async def test_a_token_accepted_before_is_refused_once_expired(settings: CoreSettings) -> None:
+    """A token's checked claims are remembered (modules/users/auth.py); its expiry is still
+    checked on every request."""
+    users = UsersSettings(access_token_ttl=1, auth_cache="local")
+    async with running_app(settings, users) as app, client_for(app) as client:
+        await register(client, "expiring@example.com")
+        token = (await login(client, "expiring@example.com"))["access_token"]
+        assert await _me(client, token) == 200
+        await asyncio.sleep(2.1)
+        assert await _me(client, token) == 401
