@@ -18,8 +18,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, make_url
 
 from app.database import Database, ensure_sqlite_folder
@@ -27,6 +27,7 @@ from app.loader import load_modules
 
 SCRIPT_LOCATION = Path(__file__).parent / "alembic"
 MIGRATE_COMMAND = "python -m app migrate"
+VERSION_TABLE = "alembic_version"  # Alembic's default, which env.py keeps
 # pg_advisory_xact_lock's key: any constant 64-bit number, the same in every process.
 ADVISORY_LOCK_KEY = 0x6761746568_6F7573  # "gatehous"
 
@@ -113,7 +114,11 @@ class SchemaInspector:
 
     def status(self, connection: Connection) -> SchemaStatus:
         """Synchronous (run it with `AsyncConnection.run_sync`)."""
-        applied_heads = MigrationContext.configure(connection).get_current_heads()
+        # Read directly: MigrationContext would log two INFO lines per readiness probe.
+        applied_heads: tuple[str, ...] = ()
+        if inspect(connection).has_table(VERSION_TABLE):
+            rows = connection.execute(text("SELECT version_num FROM alembic_version"))
+            applied_heads = tuple(rows.scalars())
         known = set(self._all)
         unknown = tuple(h for h in applied_heads if h not in known)
         applied: set[str] = set()
