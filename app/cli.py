@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -79,6 +80,11 @@ def _serve(args: argparse.Namespace, settings: CoreSettings) -> int:
             workers,
             workers,
         )
+    if workers == 1 and not args.reload:
+        # uvicorn re-raises the signal it shut down on, once the shutdown is complete, to the
+        # handler it found: a no-op here, so a graceful stop returns 0 (as the supervisor of
+        # several workers does) instead of dying of SIGTERM.
+        signal.signal(signal.SIGTERM, lambda *_: None)
     # log_config=None: our loguru set-up (app/logging.py) owns uvicorn's loggers.
     uvicorn.run(
         "app.main:app",

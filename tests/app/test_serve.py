@@ -88,6 +88,11 @@ def test_production_never_migrates_readiness_names_the_pending_migrations(
         assert ready.json()["checks"]["schema"] == {"status": "ok"}
         assert _register(server.base_url, "ada@example.com").status_code == 201
 
+        # A graceful stop of the one process: exit status 0.
+        server.process.terminate()
+        assert server.process.wait(timeout=60) == 0
+        assert any("Finished server process" in line["message"] for line in server.log_lines())
+
     again = run(["app", "migrate"], env)
     assert again.returncode == 0
     assert "nothing to apply: the schema is at head" in again.stderr

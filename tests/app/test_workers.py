@@ -73,11 +73,9 @@ def _wait_for_access_lines(server: Server, prefix: str, count: int) -> dict[str,
 
 
 def _worker_pids(server: Server) -> set[int]:
-    return {
-        int(line["pid"])
-        for line in server.log_lines()
-        if line["message"] == "started: environment=production modules=integrations,users"
-    }
+    """The processes whose app finished its start-up (the factory's `started: …` line)."""
+    lines = server.log_lines()
+    return {int(line["pid"]) for line in lines if line["message"].startswith("started: ")}
 
 
 def _wait_for_workers(server: Server, count: int) -> set[int]:
