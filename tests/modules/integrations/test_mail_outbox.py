@@ -84,7 +84,7 @@ async def outbox_rows(database_url: str) -> list[dict[str, Any]]:
 
 async def wait_for_a_failed_attempt(database_url: str) -> None:
     """Until the first attempt is committed: the log line comes just before the commit."""
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(30):
         while not any(row["attempts"] >= 1 for row in await outbox_rows(database_url)):
             await asyncio.sleep(0.05)
 
