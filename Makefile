@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 UV_PIN := $(shell grep -E '^uv==' requirements.lock | cut -d' ' -f1)
 
-.PHONY: run serve-prod test lint fmt migrate migration lock bench bench-auth test-postgres clean
+.PHONY: run dev serve-prod test lint fmt migrate migration lock bench bench-auth test-postgres clean
 
 $(STAMP): requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ run: $(STAMP)
 WORKERS ?= 2
 serve-prod: $(STAMP)
 	ENVIRONMENT=production $(BIN)/python -m app serve --workers $(WORKERS)
+
+# `make run` that restarts on every code change (development).
+dev: $(STAMP)
+	$(BIN)/python -m app serve --reload
 
 migrate: $(STAMP)
 	$(BIN)/python -m app migrate
