@@ -23,7 +23,13 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.context import request_id_var, user_id_var
-from app.errors import internal_error_response, is_database_unavailable, problem_response
+from app.errors import (
+    internal_error_response,
+    is_database_unavailable,
+    is_schema_behind,
+    log_database_error,
+    problem_response,
+)
 from app.logging import access_line
 from app.request_text import unacceptable_text
 from app.security_headers import SecurityHeaders
@@ -173,8 +179,8 @@ class RequestContextMiddleware:
         except _ClientGone:
             status_code = CLIENT_CLOSED
         except Exception as exc:
-            if is_database_unavailable(exc):
-                logger.error("database unavailable: {}", type(exc).__name__)
+            if is_database_unavailable(exc) or is_schema_behind(exc):
+                await log_database_error(scope.get("app"), exc)
                 response = problem_response(
                     path, 503, "SERVICE_UNAVAILABLE", headers={"Retry-After": "5"}
                 )

@@ -36,17 +36,19 @@ T = TypeVar("T")
 THREAD_NAME_PREFIX = "password-hash"
 
 
-def default_workers() -> int:
-    """One thread per usable core. With one thread fewer (a core "left to the loop") logins
-    ran at ~60% of the hash-bound limit: argon2's lanes (p=4) wait for each other at every
-    slice, so one hash at a time leaves the cores idle in between. The loop needs no core of
-    its own: the threads run at nice +10 and SCHED_BATCH, so it preempts them whenever it has
-    work (stall ratio in docs/benchmarks.md)."""
+def default_workers(processes: int = 1) -> int:
+    """The usable cores shared among the worker processes (WEB_CONCURRENCY): max(1, cores //
+    processes) threads each. With one thread fewer per process (a core "left to the loop")
+    logins ran at ~60% of the hash-bound limit: argon2's lanes (p=4) wait for each other at
+    every slice, so one hash at a time leaves the cores idle in between. The loop needs no
+    core of its own: the threads run at nice +10 and SCHED_BATCH, so it preempts them whenever
+    it has work (stall ratio in docs/benchmarks.md). Without the division, N processes would
+    each start that many threads and hashes would fight for the cores."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 1
-    return max(1, cores)
+    return max(1, cores // max(1, processes))
 
 
 def default_password_hash() -> PasswordHash:

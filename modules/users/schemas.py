@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any, Literal, Self, cast
 
 from fastapi_users import schemas
@@ -32,10 +33,28 @@ class UserRead(schemas.BaseUser[uuid.UUID]):
     def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Self:
         """From a User row: its values as they are, without validating them again (they were
         validated when written; EmailStr's check alone was ~10% of a GET /users/me)."""
-        if isinstance(obj, User) and not args and not kwargs:
+        # UserRead itself only: a subclass may convert on the way (UserAdminRead's created_at).
+        if cls is UserRead and isinstance(obj, User) and not args and not kwargs:
             values = {name: getattr(obj, name) for name in cls.model_fields}
             return cast(Self, cls.model_construct(**values))
         return super().model_validate(obj, *args, **kwargs)
+
+
+class UserAdminRead(UserRead):
+    """An account as the administrators' list shows it: with its creation time."""
+
+    created_at: AwareDatetime | None = Field(
+        description="When the account was created (accounts older than this field: when "
+        "it was added)."
+    )
+
+    @field_validator("created_at", mode="before")
+    @classmethod
+    def _utc(cls, value: object) -> object:
+        # SQLite hands timestamps back without a zone; they are stored in UTC.
+        if isinstance(value, datetime) and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
 
 class UserCreate(schemas.BaseUserCreate):
