@@ -1,6 +1,6 @@
-"""docs/openapi.json is the committed contract: it must equal what the app serves, and a change
-that can break a generated client must be acknowledged in CHANGELOG.md (scripts/openapi_contract.py).
-"""
+"""docs/openapi.json is the committed contract: it must equal what the app serves, and a
+change that can break a generated client must be acknowledged in CHANGELOG.md
+(scripts/openapi_contract.py)."""
 
 from __future__ import annotations
 
@@ -63,6 +63,7 @@ def test_the_last_change_of_the_snapshot_is_acknowledged() -> None:
         pytest.skip("not a git checkout: no earlier snapshot to compare with")
     current = json.loads(SNAPSHOT.read_text(encoding="utf-8"))
     head = _git("show", "HEAD:docs/openapi.json")
+    before: str | None
     if head is not None and json.loads(head) != current:
         before = head  # uncommitted change
     else:
@@ -90,9 +91,7 @@ def test_a_removed_field_is_breaking_an_added_optional_one_is_not(
     assert breaking_changes(served, added) == []
     # Required is another matter: an old client does not send it.
     _user_create(added)["required"].append("nickname")
-    assert breaking_changes(served, added) == [
-        "newly required field: UserCreate.nickname"
-    ]
+    assert breaking_changes(served, added) == ["newly required field: UserCreate.nickname"]
 
 
 def test_other_breaking_changes(served: dict[str, Any]) -> None:
