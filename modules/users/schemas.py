@@ -67,6 +67,10 @@ class SuperuserCreate(UserCreate):
     is_superuser: bool = True
     is_verified: bool = True
 
+    def create_update_dict_superuser(self) -> dict[str, Any]:
+        # fastapi-users dumps only the fields that were set: these defaults are the point.
+        return self.model_dump()
+
 
 class LoginForm(BaseModel):
     """OAuth2's password-grant form (RFC 6749 §4.3.2), reduced to what the server reads: other
