@@ -8,7 +8,14 @@ from fastapi.routing import APIRoute
 from app.errors import CODE_DETAILS
 from app.module import RouterSpec
 from modules.users.dependencies import fastapi_users, registration_budget
-from modules.users.endpoints import auth_router, recovery_router, sessions_router, verify_router
+from modules.users.endpoints import (
+    admin_router,
+    auth_router,
+    pages_router,
+    recovery_router,
+    sessions_router,
+    verify_router,
+)
 from modules.users.endpoints.responses import SHORT_PASSWORD_REASON, problem_examples
 from modules.users.exceptions import RateLimited
 from modules.users.schemas import UserCreate, UserRead, UserUpdate
@@ -106,4 +113,7 @@ routers = [
     ),
     # /users/me/sessions and /users/{id} never meet: a path parameter matches one segment.
     RouterSpec(sessions_router.router, prefix="/users", tags=["users"]),
+    RouterSpec(admin_router.router, prefix="/users", tags=["users"]),
+    # The HTML pages mailed links open (not in the OpenAPI contract).
+    RouterSpec(pages_router.router, prefix="/auth", public=True),
 ]
