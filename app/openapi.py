@@ -4,7 +4,8 @@ answers in an enum, clean operation ids, statuses only where they can happen.
 The rules here apply to every route of every module, including routes added later:
 - operation id: `operation_id(route)`, from the route's name (see there);
 - a 422 is documented only where input can fail validation (a body, a query or header
-  parameter, a path parameter that is not a plain string); 413 only with a body;
+  parameter, a path parameter that is not a plain string); 400 (an undecodable body) and 413
+  only with a body;
 - problem examples show the operation's own path, a real title and real validation errors.
 """
 
@@ -173,6 +174,7 @@ def _document_operation(path: str, operation: dict[str, Any], route: APIRoute | 
             path, 422, "Validation error (`errors` lists each).", _validation_example(path, route)
         )
     if operation.get("requestBody"):
+        _add_unreadable_body(path, responses)
         add(413, "The request body is too large.")
     if operation.get("security"):
         add(401, "Missing, invalid or expired token.")
@@ -180,6 +182,25 @@ def _document_operation(path: str, operation: dict[str, Any], route: APIRoute | 
         add(404, "Not found.")
     add(500, "Unexpected error (generic body; details are in the log).")
     add(503, "A service the request needs (the database) is unavailable.")
+
+
+# What FastAPI answers for a body it cannot decode at all (e.g. bytes that are not UTF-8).
+UNREADABLE_BODY = "There was an error parsing the body"
+
+
+def _add_unreadable_body(path: str, responses: dict[str, Any]) -> None:
+    """Any body can be unreadable: a 400 beside the route's own 400s, if it has some."""
+    example: dict[str, Any] = {
+        "summary": "The body could not be decoded.",
+        "value": _problem_example(path, 400, "BAD_REQUEST", UNREADABLE_BODY),
+    }
+    if "400" not in responses:
+        responses["400"] = _problem_response(
+            path, 400, "The request body could not be decoded.", {"BAD_REQUEST": example}
+        )
+        return
+    media = responses["400"]["content"][PROBLEM_MEDIA_TYPE]
+    media.setdefault("examples", {}).setdefault("BAD_REQUEST", example)
 
 
 def _documented_codes(schema: dict[str, Any]) -> set[str]:

@@ -54,11 +54,14 @@ KNOWN: list[tuple[str, str]] = [
     (r"printf .* \| \.venv/bin/python -m app create-superuser --email \S+", "here"),
     (r"(\.venv/bin/)?python -m app create-superuser --email \S+", "here"),
     (r"curl .*", "here"),
-    (r"(\.venv/bin/)?python -m app new-module \w+", "tests/app/test_scaffold.py"),
+    (r"(\.venv/bin/)?python -m app new-module \w+", "tests/app/test_scaffold.py::new-module"),
+    (r"(\.venv/bin/)?python -m app serve --workers \d+", "tests/app/test_workers.py::--workers"),
+    (r"(\.venv/bin/)?python -m app serve --help", "tests/app/test_serve.py::--help"),
     (r"make lint|make test|make test-postgres|\.ci/run", "ci"),
     (
         r"make fmt|make lock|make bench|make bench-auth|make openapi"
-        r"|make migration MODULE=\w+ MSG=\"[^\"]+\"",
+        r"|make migration MODULE=\w+ MSG=\"[^\"]+\""
+        r"|make serve-prod( WORKERS=\d+)?",
         "recipe",
     ),
 ]
@@ -104,8 +107,10 @@ def test_every_readme_command_is_exercised() -> None:
         if how == "ci":
             assert command == ".ci/run" or re.search(rf"^{re.escape(command)}$", ci, re.M), command
         elif how is not None and how.startswith("tests/"):
-            source = (ROOT / how).read_text()
-            assert "new-module" in source, (command, how)
+            # "tests/<file>::<needle>": that test file runs the command (it names the needle).
+            path, _, needle = how.partition("::")
+            source = (ROOT / path).read_text()
+            assert needle and needle in source, (command, how)
         elif how == "recipe":
             target = command.split()[1]
             dry = subprocess.run(
