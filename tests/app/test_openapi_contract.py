@@ -149,6 +149,17 @@ async def test_a_failed_login_says_why_in_oauth2_terms(client: httpx.AsyncClient
     assert body["code"] == "LOGIN_BAD_CREDENTIALS"
     assert body["error"] == "invalid_grant"
     assert body["error_description"] == body["detail"]
+    # Past the failure limit the refusal is a 429, which says why the same way.
+    for _ in range(10):
+        answer = await client.post(
+            "/auth/jwt/login", data={"username": "ada@example.com", "password": "wrong again"}
+        )
+        if answer.status_code == 429:
+            break
+    body = answer.json()
+    assert (answer.status_code, body["code"]) == (429, "RATE_LIMITED"), body
+    assert body["error"] == "invalid_request"
+    assert body["error_description"] == body["detail"]
 
 
 async def test_tags_follow_a_users_path(client: httpx.AsyncClient) -> None:
