@@ -7,7 +7,7 @@ from fastapi.routing import APIRoute
 
 from app.module import RouterSpec
 from modules.users.dependencies import fastapi_users, registration_budget
-from modules.users.endpoints import auth_router, recovery_router, sessions_router
+from modules.users.endpoints import auth_router, jwks_router, recovery_router, sessions_router
 from modules.users.endpoints.responses import problem_examples
 from modules.users.exceptions import RateLimited
 from modules.users.schemas import UserCreate, UserRead, UserUpdate
@@ -53,6 +53,8 @@ routers = [
     # Ours instead of fastapi_users.get_auth_router(): refresh tokens and real logout.
     RouterSpec(auth_router.public_router, prefix="/auth/jwt", tags=["auth"], public=True),
     RouterSpec(auth_router.bearer_router, prefix="/auth/jwt", tags=["auth"]),
+    # Other services fetch the public keys without logging in.
+    RouterSpec(jwks_router.router, prefix="/.well-known", tags=["auth"], public=True),
     RouterSpec(
         _registration_limited(_without(fastapi_users.get_register_router(UserRead, UserCreate))),
         prefix="/auth",

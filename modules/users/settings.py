@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from app.settings import SettingsError
+from modules.users.signing_keys import ASYMMETRIC, Algorithm, KeyFileError, load_access_token_keys
 
 
 class UsersSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     access_token_ttl: int = Field(default=900, gt=0, description="seconds")
+    # HS256: signed with SECRET_KEY, only Gatehouse verifies. ES256 / EdDSA / RS256: signed with
+    # ACCESS_TOKEN_PRIVATE_KEY_FILE, verifiable by anyone through /.well-known/jwks.json.
+    access_token_algorithm: Algorithm = "HS256"  # noqa: S105 - an algorithm name
+    # PKCS#8 PEM. Unset outside production: one is generated into DATA_DIR (mode 600).
+    access_token_private_key_file: Path | None = None
+    # Rotation: keys that signed before (still verify, still in the JWKS), comma-separated, and
+    # the key that will sign next (in the JWKS before it signs). Private or public PEM files.
+    access_token_previous_key_files: Annotated[list[Path], NoDecode] = Field(default=[])
+    access_token_next_key_file: Path | None = None
     refresh_token_ttl: int = Field(
         default=2_592_000, gt=0, description="absolute lifetime of a login session, seconds"
     )
@@ -40,8 +55,44 @@ class UsersSettings(BaseSettings):
     # the password ("try again"): it fails closed, never open.
     password_strength_timeout: float = Field(default=5.0, gt=0, le=120, description="seconds")
 
+    # The core setting, read here too: production refuses to generate a signing key.
+    environment: Literal["development", "test", "production"] = "development"
+
+    @field_validator("access_token_previous_key_files", mode="before")
+    @classmethod
+    def _split_paths(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
     @model_validator(mode="after")
     def _lengths_in_order(self) -> UsersSettings:
         if self.password_min_length > self.password_max_length:
             raise ValueError("PASSWORD_MIN_LENGTH must not exceed PASSWORD_MAX_LENGTH")
+        return self
+
+    @model_validator(mode="after")
+    def _key_files_usable(self) -> UsersSettings:
+        """Every key file is read at start-up, so a bad one stops the start with its name."""
+        algorithm = self.access_token_algorithm
+        if (
+            algorithm in ASYMMETRIC
+            and self.access_token_private_key_file is None
+            and self.environment == "production"
+        ):
+            raise SettingsError(
+                f"ACCESS_TOKEN_ALGORITHM={algorithm} needs ACCESS_TOKEN_PRIVATE_KEY_FILE when "
+                "ENVIRONMENT=production (a PKCS#8 PEM private key; development generates one)"
+            )
+        try:
+            # No data folder here: a generated development key is the runtime's business.
+            load_access_token_keys(
+                algorithm if self.access_token_private_key_file is not None else "HS256",
+                "",
+                self.access_token_private_key_file,
+                self.access_token_previous_key_files,
+                self.access_token_next_key_file,
+            )
+        except KeyFileError as exc:
+            raise SettingsError(str(exc)) from None
         return self
