@@ -45,6 +45,9 @@ _THUMBPRINT_MEMBERS = {
 }
 
 
+_PUBLIC_MEMBERS = ("kty", "crv", "x", "y", "n", "e")
+
+
 class KeyFileError(ValueError):
     """A key file is missing, unreadable or of the wrong kind; one line, naming the file."""
 
@@ -102,7 +105,9 @@ def public_jwk(public_key: PublicKey) -> dict[str, str]:
         jwk = OKPAlgorithm.to_jwk(public_key, as_dict=True)
     else:
         jwk = RSAAlgorithm.to_jwk(public_key, as_dict=True)
-    return {str(name): str(value) for name, value in jwk.items()}
+    # The key's own members only: PyJWT adds `key_ops`, which RFC 7517 §4.3 says not to combine
+    # with the `use` published beside it.
+    return {name: str(jwk[name]) for name in _PUBLIC_MEMBERS if name in jwk}
 
 
 def thumbprint(jwk: Mapping[str, str]) -> str:

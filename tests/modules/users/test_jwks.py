@@ -25,6 +25,11 @@ from tests.modules.users.keyfiles import key_file, new_key, public_pem, signing_
 
 EMAIL = "ada@example.com"
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "k", "oth"}
+PUBLIC_MEMBERS = {
+    "EC": ("kty", "crv", "x", "y"),
+    "OKP": ("kty", "crv", "x"),
+    "RSA": ("kty", "n", "e"),
+}
 
 
 def _b64(data: bytes) -> str:
@@ -118,6 +123,9 @@ async def test_the_jwks_publishes_public_members_only(
         (published,) = response.json()["keys"]
         assert published["kty"] == kty and published["alg"] == algorithm
         assert not PRIVATE_MEMBERS & set(published), published
+        # Exactly the public members of its key type, each a string.
+        assert set(published) == {"kid", "alg", "use", *PUBLIC_MEMBERS[kty]}, published
+        assert all(isinstance(value, str) for value in published.values())
         # A real token of this algorithm verifies against what was published.
         await register(client, EMAIL)
         token = (await login(client, EMAIL))["access_token"]

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import RSAAlgorithm
 
 from app.settings import CoreSettings, SettingsError
 from modules.users.runtime import open_access_keys
 from modules.users.settings import UsersSettings
+from modules.users.signing_keys import verification_key
 from tests.conftest import TEST_SECRET
 from tests.helpers import free_port
 from tests.modules.users.keyfiles import key_file, write_key
@@ -122,3 +124,27 @@ def test_previous_key_files_are_a_comma_separated_list(
     assert keys.algorithm == "HS256" and keys.private_key is None
     assert sorted(k.algorithm for k in keys.by_kid.values()) == ["ES256", "EdDSA"]
     assert not (tmp_path / "d").exists()  # HS256 generates no key
+
+
+# RFC 7638 §3.1: the example key and its thumbprint.
+RFC_7638_N = (
+    "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPeb"
+    "WKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368Q"
+    "QMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2"
+    "NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"
+)
+
+
+def test_the_kid_is_the_rfc_7638_thumbprint() -> None:
+    public_key = RSAAlgorithm.from_jwk({"kty": "RSA", "n": RFC_7638_N, "e": "AQAB"})
+    assert isinstance(public_key, rsa.RSAPublicKey)
+    key = verification_key(public_key)
+    assert key.kid == "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+    assert dict(key.jwk) == {
+        "kty": "RSA",
+        "n": RFC_7638_N,
+        "e": "AQAB",
+        "kid": key.kid,
+        "alg": "RS256",
+        "use": "sig",
+    }
