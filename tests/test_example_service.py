@@ -63,7 +63,7 @@ async def test_the_example_service_verifies_real_gatehouse_tokens(
                 jwt.encode(claims, stranger, algorithm=algorithm, headers={"kid": kid}),
                 jwt.encode(claims, stranger, algorithm=algorithm, headers={"kid": "unknown"}),
                 jwt.encode(claims, "a-secret-that-no-jwks-holds-0123456789abcdef", "HS256"),
-                jwt.encode(claims, None, algorithm="none", headers={"kid": kid}),
+                jwt.encode(claims, "", algorithm="none", headers={"kid": kid}),
             ]
             for bad in forged:
                 refused = await service.get("/whoami", headers=bearer(bad))
