@@ -84,6 +84,13 @@ class UsersSettings(BaseSettings):
                 f"ACCESS_TOKEN_ALGORITHM={algorithm} needs ACCESS_TOKEN_PRIVATE_KEY_FILE when "
                 "ENVIRONMENT=production (a PKCS#8 PEM private key; development generates one)"
             )
+        if algorithm not in ASYMMETRIC and self.access_token_private_key_file is not None:
+            # Most likely a forgotten ACCESS_TOKEN_ALGORITHM: HS256 would sign, silently.
+            raise SettingsError(
+                "ACCESS_TOKEN_PRIVATE_KEY_FILE is set but ACCESS_TOKEN_ALGORITHM=HS256 signs "
+                "with SECRET_KEY: set ACCESS_TOKEN_ALGORITHM to ES256, EdDSA or RS256 (or list "
+                "the key in ACCESS_TOKEN_PREVIOUS_KEY_FILES when switching back to HS256)"
+            )
         try:
             # No data folder here: a generated development key is the runtime's business.
             load_access_token_keys(

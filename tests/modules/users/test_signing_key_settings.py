@@ -107,6 +107,8 @@ def test_bad_key_files_are_refused_naming_the_file(tmp_path: Path) -> None:
         ({"access_token_private_key_file": small_rsa}, "at least 2048 bits"),
         ({"access_token_private_key_file": p384}, "must be on P-256"),
     ]
+    with pytest.raises(ValueError, match="ACCESS_TOKEN_PRIVATE_KEY_FILE is set but"):
+        UsersSettings(access_token_private_key_file=key_file(tmp_path, "forgot-the-algorithm"))
     for fields, message in cases:
         with pytest.raises(ValueError, match=re.escape(message)):
             UsersSettings(access_token_algorithm="ES256", **fields)  # type: ignore[arg-type]
