@@ -64,7 +64,7 @@ async def open_runtime(
             settings=settings,
             secret=secret,
             access_keys=access_keys,
-            public_url=core.public_url.rstrip("/"),
+            public_url=core.effective_public_url,
             policy=PasswordPolicy(
                 settings.password_min_length,
                 settings.password_max_length,
