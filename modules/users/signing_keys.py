@@ -20,6 +20,7 @@ import base64
 import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,21 +199,27 @@ def development_key_path(data_dir: Path, algorithm: Algorithm) -> Path:
 
 def load_or_create_development_key(path: Path, algorithm: Algorithm) -> PrivateKey:
     """Generate the development key once, owner-readable only (like the secret key), so tokens
-    and the JWKS survive restarts."""
+    and the JWKS survive restarts. Written whole to a temporary file, then linked into place:
+    worker processes starting together never read a half-written key, and all use one key."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        existing = read_private_key(path)
-        if algorithm_of(existing) != algorithm:
-            raise KeyFileError(
-                f"{path}: holds a {algorithm_of(existing)} key, not {algorithm}"
-            ) from None
-        return existing
-    key = generate_private_key(algorithm)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(private_key_pem(key))
-    return key
+    if not path.exists():
+        key = generate_private_key(algorithm)
+        # mkstemp: a name of its own (mode 600) for each racer, threads of one process too.
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        temporary = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(private_key_pem(key))
+            os.link(temporary, path)  # atomic, and refuses to replace a key already there
+            return key
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        finally:
+            temporary.unlink(missing_ok=True)
+    existing = read_private_key(path)
+    if algorithm_of(existing) != algorithm:
+        raise KeyFileError(f"{path}: holds a {algorithm_of(existing)} key, not {algorithm}")
+    return existing
 
 
 def load_access_token_keys(

@@ -9,6 +9,8 @@ import secrets
 import stat
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,7 @@ from jwt.algorithms import RSAAlgorithm
 from app.settings import CoreSettings, SettingsError
 from modules.users.runtime import open_access_keys
 from modules.users.settings import UsersSettings
-from modules.users.signing_keys import verification_key
+from modules.users.signing_keys import load_or_create_development_key, verification_key
 from tests.conftest import TEST_SECRET
 from tests.helpers import free_port
 from tests.modules.users.keyfiles import key_file, write_key
@@ -150,3 +152,21 @@ def test_the_kid_is_the_rfc_7638_thumbprint() -> None:
         "alg": "RS256",
         "use": "sig",
     }
+
+
+def test_processes_starting_together_share_one_generated_key(tmp_path: Path) -> None:
+    """Workers of `serve --workers N` start at once: none reads a half-written key, all sign
+    with the same one (threads here, racing on the same file with a barrier)."""
+    path = tmp_path / "access_token_es256.pem"
+    racers = 8
+    barrier = threading.Barrier(racers)
+
+    def start() -> str:
+        barrier.wait()
+        return verification_key(load_or_create_development_key(path, "ES256").public_key()).kid
+
+    with ThreadPoolExecutor(racers) as pool:
+        kids = list(pool.map(lambda _: start(), range(racers)))
+    assert len(set(kids)) == 1
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
