@@ -12,7 +12,7 @@ from app.events import EventHub
 from app.logging import register_secret
 from app.module import ModuleContext
 from app.settings import CoreSettings, SettingsError
-from modules.users.hashing import PasswordHasher
+from modules.users.hashing import PasswordHasher, default_workers
 from modules.users.passwords import PasswordPolicy
 from modules.users.ratelimit import AuthLimiter
 from modules.users.settings import UsersSettings
@@ -50,7 +50,8 @@ async def open_runtime(
     register_secret(secret)
     access_keys = open_access_keys(core, settings, secret)
     hasher = PasswordHasher(
-        workers=settings.password_hash_workers or None,
+        # Unset: the cores shared among the worker processes (WEB_CONCURRENCY).
+        workers=settings.password_hash_workers or default_workers(core.workers),
         nice_increment=settings.password_hash_nice,
     )
     # zxcvbn in its own process(es): a costly check never holds the threads logins hash in.

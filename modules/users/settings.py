@@ -46,7 +46,8 @@ class UsersSettings(BaseSettings):
     password_max_length: int = Field(default=128, ge=8, le=1024)
     # zxcvbn score 0..4; 0 turns the strength check off.
     password_min_score: int = Field(default=2, ge=0, le=4)
-    # Threads that hash passwords (argon2id), away from the event loop; 0: cores - 1 (min 1).
+    # Threads that hash passwords (argon2id), away from the event loop, per process; 0: the
+    # cores minus one shared among the worker processes, max(1, (cores - 1) // WEB_CONCURRENCY).
     password_hash_workers: int = Field(default=0, ge=0, le=64)
     # How much those threads lower their own priority (nice increment, Linux).
     password_hash_nice: int = Field(default=10, ge=0, le=19)
