@@ -7,10 +7,9 @@ binds each access token to a login session and checks that session on every requ
 
 from __future__ import annotations
 
-import functools
 import time
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi_users import BaseUserManager
@@ -28,21 +27,27 @@ bearer_transport = BearerTransport(tokenUrl="auth/jwt/login")
 MAX_TOKEN_LENGTH = 4096
 
 
-@functools.lru_cache(maxsize=4096)
-def _checked_token(secret: str, token: str) -> AccessClaims | None:
-    """A token's signature and claims are checked once: a client sends the same access token
-    on request after request. Only its expiry changes with time: `_read_access_token` checks
-    that on every call."""
-    try:
-        return read_access_token(secret, token)
-    except InvalidAccessToken:
-        return None
+# token -> (the keys it was checked with, its claims or None): a client sends the same access
+# token on request after request, so its signature and claims are checked once. Only its
+# expiry changes with time: `_read_access_token` checks that on every call.
+_checked: dict[str, tuple[object, AccessClaims | None]] = {}
+MAX_CHECKED = 4096
 
 
-def _read_access_token(secret: str, token: str) -> AccessClaims | None:
+def _read_access_token(keys: Any, token: str) -> AccessClaims | None:
     if len(token) > MAX_TOKEN_LENGTH:
         return None  # never one of ours; and not worth a place in the memo
-    claims = _checked_token(secret, token)
+    known = _checked.get(token)
+    if known is not None and known[0] is keys:
+        claims = known[1]
+    else:
+        try:
+            claims = read_access_token(keys, token)
+        except InvalidAccessToken:
+            claims = None
+        if len(_checked) >= MAX_CHECKED:
+            del _checked[next(iter(_checked))]  # the oldest checked
+        _checked[token] = (keys, claims)
     if claims is None or claims.expires_at <= time.time():
         return None
     return claims
@@ -71,7 +76,7 @@ class SessionTokenStrategy(Strategy[User, uuid.UUID]):
             return None
         if token in self._verified:
             return self._verified[token][1]
-        claims = _read_access_token(self.service.runtime.secret, token)
+        claims = _read_access_token(self.service.runtime.access_keys, token)
         if claims is None:
             return None
         # Logout, password change and the like end the session: its tokens die at once.
@@ -102,7 +107,7 @@ class SessionTokenStrategy(Strategy[User, uuid.UUID]):
         claims = self.verified_claims(token)
         if claims is None:
             try:
-                claims = read_access_token(self.service.runtime.secret, token)
+                claims = read_access_token(self.service.runtime.access_keys, token)
             except InvalidAccessToken:
                 return
         await self.service.end(claims.session_id, user.id, reason="logout")
