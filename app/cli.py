@@ -1,4 +1,4 @@
-"""`python -m app serve | migrate | openapi | new-module NAME`, plus modules' commands
+"""`python -m app serve | migrate | purge | openapi | new-module NAME`, plus modules' commands
 (the users module adds `create-superuser`)."""
 
 from __future__ import annotations
@@ -60,6 +60,38 @@ def _migrate(args: argparse.Namespace, settings: CoreSettings) -> int:
     return 0
 
 
+def _purge(args: argparse.Namespace, settings: CoreSettings) -> int:
+    import asyncio
+
+    from app.database import Database
+    from app.purge import purge_jobs, purge_once
+
+    async def run() -> int:
+        database = Database(settings.database_url)
+        try:
+            results = await purge_once(
+                database, purge_jobs(load_modules(settings.modules)), args.batch_size, args.wait
+            )
+        finally:
+            await database.dispose()
+        if results is None:
+            # Not a failure: the process holding the lock is doing this very work.
+            print(
+                f"gatehouse: purge: another process has been purging for over {args.wait:g}s; "
+                "nothing done here",
+                file=sys.stderr,
+            )
+            return 0
+        for result in results:
+            print(
+                f"purged {result.name}: {result.deleted} row(s) in {result.batches} batch(es)",
+                file=sys.stderr,
+            )
+        return 0
+
+    return asyncio.run(run())
+
+
 def _openapi(_: argparse.Namespace, settings: CoreSettings) -> int:
     from app.factory import create_app
 
@@ -83,6 +115,13 @@ def _new_module(args: argparse.Namespace, _: CoreSettings) -> int:
     return 0
 
 
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number (got {value})")
+    return number
+
+
 def build_parser(settings: CoreSettings) -> tuple[argparse.ArgumentParser, dict[str, object]]:
     parser = argparse.ArgumentParser(prog="python -m app", description="Gatehouse")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -97,6 +136,25 @@ def build_parser(settings: CoreSettings) -> tuple[argparse.ArgumentParser, dict[
     migrate.add_argument("--new", metavar="MESSAGE", help="autogenerate a revision instead")
     migrate.add_argument("--module", default="users", help="whose branch gets the revision")
 
+    purge = commands.add_parser(
+        "purge",
+        help="delete now what no module needs any more (each module's retention settings)",
+        description="Run every module's purge once, in batches, while no other process does "
+        "(serving processes also run it every PURGE_INTERVAL seconds).",
+    )
+    purge.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=settings.purge_batch_size,
+        help="rows deleted per transaction at most (default: PURGE_BATCH_SIZE, %(default)s)",
+    )
+    purge.add_argument(
+        "--wait",
+        type=float,
+        default=60.0,
+        help="seconds to wait while another process is purging (default: %(default)s)",
+    )
+
     commands.add_parser("openapi", help="print the OpenAPI schema")
     new_module = commands.add_parser("new-module", help="scaffold modules/NAME")
     new_module.add_argument("name")
@@ -105,6 +163,7 @@ def build_parser(settings: CoreSettings) -> tuple[argparse.ArgumentParser, dict[
         "serve": _serve,
         "migrate": _migrate,
         "openapi": _openapi,
+        "purge": _purge,
         "new-module": _new_module,
     }
     for loaded in load_modules(settings.modules):

@@ -16,7 +16,7 @@ from fastapi import FastAPI, Security
 from loguru import logger
 from pydantic_settings import BaseSettings
 
-from app import docs, health
+from app import docs, health, purge
 from app.auth import has_security_scheme, nobody
 from app.background import BackgroundTasks
 from app.database import Database
@@ -60,6 +60,15 @@ def create_app(
                         events=events,
                     )
                     await stack.enter_async_context(item.module.lifespan(context))
+            # Entered last, so it stops first: no purge runs while modules close.
+            await stack.enter_async_context(
+                purge.scheduled(
+                    database,
+                    purge.purge_jobs(loaded),
+                    settings.purge_interval,
+                    settings.purge_batch_size,
+                )
+            )
             logger.info(
                 "started: environment={} modules={}",
                 settings.environment,

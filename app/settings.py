@@ -64,6 +64,11 @@ class CoreSettings(BaseSettings):
     port: int = Field(default=8000, gt=0, lt=65536)
     # Where development keeps its generated secret key (and the default SQLite file).
     data_dir: Path = Path("data")
+    # Housekeeping (app/purge.py): how often each serving process tries to run the modules'
+    # purges (one process at a time does; 0: only `python -m app purge`), and how many rows
+    # one transaction deletes at most.
+    purge_interval: float = Field(default=3600, ge=0, description="seconds")
+    purge_batch_size: int = Field(default=1000, gt=0, le=100_000)
 
     _split_modules = field_validator("modules", "trusted_proxies", mode="before")(_split_csv)
 

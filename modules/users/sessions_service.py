@@ -33,6 +33,7 @@ from modules.users.exceptions import (
 )
 from modules.users.models import LoginSession, User
 from modules.users.runtime import UsersRuntime, get_runtime
+from modules.users.settings import UsersSettings
 from modules.users.tokens import (
     AccessClaims,
     hash_refresh_token,
@@ -94,8 +95,10 @@ class SessionService:
             refresh_generation=0,
         )
         await repository.lock_user(self.db, user.id)
-        # Housekeeping where it costs least: a login writes anyway.
-        await repository.purge_ended(self.db, user.id, now)
+        # Housekeeping where it costs least: a login writes anyway. (The scheduled purge,
+        # `purge_sessions` below, covers users who never come back.)
+        retention = timedelta(seconds=self.runtime.settings.session_retention)
+        await repository.purge_ended(self.db, user.id, now - retention)
         repository.add_session(self.db, login)
         await self.db.flush()
         # The cap: past MAX_SESSIONS_PER_USER live sessions, the oldest logins end, so no
@@ -213,6 +216,15 @@ class SessionService:
                 self.db, SessionRevoked(user_id=user_id, session_id=None, reason=reason)
             )
         return count
+
+
+async def purge_sessions(
+    db: AsyncSession, settings: UsersSettings, now: datetime, limit: int
+) -> int:
+    """One batch of the scheduled purge (`app/purge.py`): sessions that ended more than
+    SESSION_RETENTION ago, with their rotated refresh tokens."""
+    cutoff = now - timedelta(seconds=settings.session_retention)
+    return await repository.purge_ended_batch(db, cutoff, limit)
 
 
 def as_utc(moment: datetime) -> datetime:
