@@ -36,15 +36,19 @@ def _serve(args: argparse.Namespace, settings: CoreSettings) -> int:
 
     if not args.no_migrate and not _upgrade(settings):
         return 1
-    # log_config=None: our loguru set-up (app/logging.py) owns uvicorn's loggers.
-    uvicorn.run(
-        "app.main:app",
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        reload=args.reload,
-        log_config=None,
-        proxy_headers=False,
-    )
+    from app.metrics import multiprocess_dir
+
+    # Several workers share their metrics through one directory, set up before they start.
+    with multiprocess_dir(getattr(args, "workers", 1)):
+        # log_config=None: our loguru set-up (app/logging.py) owns uvicorn's loggers.
+        uvicorn.run(
+            "app.main:app",
+            host=args.host or settings.host,
+            port=args.port or settings.port,
+            reload=args.reload,
+            log_config=None,
+            proxy_headers=False,
+        )
     return 0
 
 

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.database import Database, unit_of_work
 from app.loader import LoadedModule
 from app.locks import exclusive
+from app.metrics import count_job_failure
 from app.module import PurgeBatch
 
 LOCK_NAME = "gatehouse.purge"
@@ -107,6 +108,7 @@ async def _every(
         except Exception as exc:
             # The class name only: a driver's message may quote SQL. The next round retries.
             logger.error("background job failed: purge ({})", type(exc).__name__)
+            count_job_failure("purge")
         await asyncio.sleep(interval)
 
 

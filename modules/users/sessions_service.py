@@ -31,6 +31,7 @@ from modules.users.exceptions import (
     RefreshTokenOfInactiveUser,
     RefreshTokenReused,
 )
+from modules.users.metrics import REFRESH_REUSE, SESSIONS_REVOKED
 from modules.users.models import LoginSession, User
 from modules.users.runtime import UsersRuntime, get_runtime
 from modules.users.settings import UsersSettings
@@ -107,6 +108,8 @@ class SessionService:
             self.db, user.id, now, self.runtime.settings.max_sessions_per_user
         )
         await repository.revoke_many(self.db, evicted, now)
+        if evicted:
+            SESSIONS_REVOKED.labels("session cap").inc(len(evicted))
         logger.bind(user_id=str(user.id), session_id=str(login.id)).info("login session started")
         for session_id in evicted:
             logger.bind(
@@ -175,10 +178,12 @@ class SessionService:
 
     async def _reused(self, session_id: uuid.UUID, user_id: uuid.UUID, now: datetime) -> None:
         ended = await repository.revoke(self.db, session_id, user_id, now)
+        REFRESH_REUSE.inc()
         logger.bind(user_id=str(user_id), session_id=str(session_id), session_ended=ended).warning(
             "refresh token reuse detected: session revoked"
         )
         if ended:
+            SESSIONS_REVOKED.labels("reuse").inc()
             publish_after_commit(
                 self.db, SessionRevoked(user_id=user_id, session_id=session_id, reason="reuse")
             )
@@ -196,6 +201,7 @@ class SessionService:
     async def end(self, session_id: uuid.UUID, user_id: uuid.UUID, reason: str) -> bool:
         ended = await repository.revoke(self.db, session_id, user_id, utcnow())
         if ended:
+            SESSIONS_REVOKED.labels(reason).inc()
             logger.bind(user_id=str(user_id), session_id=str(session_id), reason=reason).info(
                 "login session revoked"
             )
@@ -211,6 +217,7 @@ class SessionService:
             "all login sessions revoked"
         )
         if count:
+            SESSIONS_REVOKED.labels(reason).inc(count)
             # session_id None: every session of the user (but `keep`).
             publish_after_commit(
                 self.db, SessionRevoked(user_id=user_id, session_id=None, reason=reason)
