@@ -16,13 +16,11 @@ import time
 from typing import Any
 
 import httpx
-import pytest
 from limits.aio.storage.memory import Entry
 from loguru import logger
 
 from app.factory import create_app
 from app.settings import CoreSettings
-from modules.users import ratelimit_stores
 from modules.users.settings import UsersSettings
 from tests.helpers import PASSWORD, register
 from tests.live_server import serve
@@ -83,18 +81,8 @@ async def _errors_during_parallel_logins(settings: CoreSettings) -> list[str]:
 
 
 async def test_parallel_logins_without_redis_log_no_error(settings: CoreSettings) -> None:
+    """(With `limits`' own MemoryStorage the same load wrote "Task exception was never
+    retrieved" ERROR lines in 2 of 3 runs on a quiet host; that depends on timing, so the
+    suite keeps the deterministic unit test of the race, test_ratelimit_stores.py.)"""
     errors = await _errors_during_parallel_logins(settings)
     assert errors == [], errors
-
-
-async def test_the_same_load_on_limits_own_storage_logs_errors(
-    settings: CoreSettings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The load above is enough to show the race: with `limits`' own MemoryStorage (5.8.0)
-    it writes ERROR lines. If this stops failing, limits fixed it upstream, and the test above
-    no longer proves anything by itself."""
-    from limits.aio.storage import MemoryStorage
-
-    monkeypatch.setattr(ratelimit_stores, "SafeMemoryStorage", MemoryStorage)
-    errors = await _errors_during_parallel_logins(settings)
-    assert any("never retrieved" in e for e in errors), errors
