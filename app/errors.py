@@ -7,6 +7,7 @@ unhandled. `app/openapi.py` documents the same shape.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from enum import Enum
 from http import HTTPStatus
@@ -212,12 +213,62 @@ def is_database_unavailable(exc: BaseException) -> bool:
     )
 
 
+# SQLSTATEs of PostgreSQL for a table / a column that does not exist.
+_UNDEFINED_TABLE_OR_COLUMN = frozenset({"42P01", "42703"})
+
+
+def is_schema_behind(exc: BaseException) -> bool:
+    """A table or column the code needs does not exist: migrations were not applied."""
+    orig = getattr(exc, "orig", None)
+    if isinstance(exc, sa_exc.ProgrammingError):
+        return getattr(orig, "sqlstate", None) in _UNDEFINED_TABLE_OR_COLUMN
+    if isinstance(exc, sa_exc.OperationalError) and orig is not None:
+        return str(orig).startswith(("no such table", "no such column"))  # SQLite
+    return False
+
+
+async def log_database_error(app: Any, exc: BaseException) -> None:
+    """The one ERROR line for a database that refused a request: a schema behind the code
+    (naming the pending migrations and the command), or a database that cannot be reached.
+    Class names only: the message of a driver error may hold SQL and parameters."""
+    if not is_schema_behind(exc):
+        logger.error("database unavailable: {}", type(exc).__name__)
+        return
+    logger.error("database schema is behind the code: {}", await _schema_description(app))
+
+
+async def _schema_description(app: Any) -> str:
+    from app.migrations import MIGRATE_COMMAND
+
+    fallback = f"a table or column is missing; run `{MIGRATE_COMMAND}`"
+    state = getattr(app, "state", None)
+    inspector = getattr(state, "schema", None)
+    database = getattr(state, "database", None)
+    if inspector is None or database is None:
+        return fallback
+    try:
+        status = await asyncio.wait_for(inspector.check(database), 3)
+    except Exception:
+        return fallback
+    if status.at_head:
+        return (
+            "a table or column is missing although every migration is applied "
+            "(was the database changed by hand?)"
+        )
+    return str(status.describe())
+
+
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    # Class name only: the message of a driver error may hold SQL and parameters.
-    logger.error("database unavailable: {}", type(exc).__name__)
+    await log_database_error(request.app, exc)
     return problem_response(
         request.url.path, 503, "SERVICE_UNAVAILABLE", headers={"Retry-After": "5"}
     )
+
+
+async def _programming_error(request: Request, exc: Exception) -> JSONResponse:
+    if is_schema_behind(exc):
+        return await _database_unavailable(request, exc)
+    raise exc  # a bug in a query: the middleware logs it and answers 500
 
 
 def internal_error_response(request_path: str) -> JSONResponse:
@@ -231,3 +282,4 @@ def install_error_handlers(app: FastAPI) -> None:
     for exc_class in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
         app.add_exception_handler(exc_class, _database_unavailable)
     app.add_exception_handler(ConnectionError, _database_unavailable)
+    app.add_exception_handler(sa_exc.ProgrammingError, _programming_error)

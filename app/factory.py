@@ -8,6 +8,7 @@ every private one behind the authenticating module's `current user` dependency (
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -16,7 +17,7 @@ from fastapi import FastAPI, Security
 from loguru import logger
 from pydantic_settings import BaseSettings
 
-from app import docs, health, metrics, purge
+from app import docs, health, metrics, migrations, purge
 from app.auth import has_security_scheme, nobody
 from app.background import BackgroundTasks
 from app.database import Database
@@ -45,8 +46,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.migrates_on_start:
+            await _migrate_on_start(settings)
         database = Database(settings.database_url)
         app.state.database = database
+        app.state.schema = migrations.SchemaInspector(settings.database_url, settings.modules)
+        if not settings.migrates_on_start:
+            await _warn_if_schema_behind(app.state.schema, database)
         background = app.state.background = BackgroundTasks()
         async with AsyncExitStack() as stack:
             stack.push_async_callback(database.dispose)
@@ -116,6 +122,43 @@ def create_app(
     docs.install_docs(app, TITLE)
     install_openapi(app)
     return app
+
+
+async def _migrate_on_start(settings: CoreSettings) -> None:
+    """Development (MIGRATE_ON_START): however the app is started (`make run`, `python -m app
+    serve`, bare `uvicorn app.main:app --reload`), a fresh checkout gets its schema. Alembic's
+    env runs its own event loop: in a thread. Concurrent starts are safe (app/migrations.py)."""
+    from alembic.util.exc import CommandError
+
+    try:
+        applied = await asyncio.to_thread(
+            migrations.upgrade, settings.database_url, settings.modules
+        )
+    except CommandError as exc:
+        logger.error(
+            "migrations at start-up failed: {} (was this database migrated with a module that "
+            "MODULES={} leaves out?)",
+            exc,
+            ",".join(settings.modules),
+        )
+        raise
+    if applied:
+        logger.info(
+            "migrations applied at start-up (MIGRATE_ON_START, on in development): {}",
+            ", ".join(applied),
+        )
+
+
+async def _warn_if_schema_behind(inspector: migrations.SchemaInspector, database: Database) -> None:
+    """Production does not migrate itself: say at once when the schema is behind the code
+    (readiness answers 503 meanwhile). The database being down is readiness's to report."""
+    try:
+        status = await asyncio.wait_for(inspector.check(database), 5)
+    except Exception as exc:
+        logger.warning("schema version not checked at start-up: {}", type(exc).__name__)
+        return
+    if not status.at_head:
+        logger.error("database schema is behind the code: {}", status.describe())
 
 
 def _current_user_dependency(loaded: list[LoadedModule]) -> Callable[..., Any]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # RFC 7518 §3.2: an HS256 key must be at least as long as the hash output (256 bits).
@@ -57,7 +57,9 @@ class CoreSettings(BaseSettings):
     # The one header the trusted proxy writes: a client may send the other one itself.
     forwarded_header: Literal["X-Forwarded-For", "Forwarded"] = "X-Forwarded-For"
     max_body_bytes: int = Field(default=65536, gt=0)
-    public_url: str = "http://127.0.0.1:8000"
+    # Where users reach the service: the base of mailed links. Unset: the address this app
+    # serves (HOST, PORT), outside production only. Never read from a request's Host header.
+    public_url: str | None = None
     # /docs, /redoc, /openapi.json: unset means on, except in production.
     docs_enabled: bool | None = None
     # Seconds from the end of the headers until the whole body must be in (then 408).
@@ -75,6 +77,16 @@ class CoreSettings(BaseSettings):
     # one transaction deletes at most.
     purge_interval: float = Field(default=3600, ge=0, description="seconds")
     purge_batch_size: int = Field(default=1000, gt=0, le=100_000)
+    # Worker processes serving this app (`python -m app serve --workers N` sets it for them;
+    # uvicorn's own `--workers` reads the same variable). Shared cores and per-process state
+    # are sized by it: the hashing threads, whether a per-process cache is safe.
+    workers: int = Field(
+        default=1, ge=1, le=256, validation_alias=AliasChoices("WEB_CONCURRENCY", "workers")
+    )
+    # Apply pending migrations at start-up. Unset: on in development only (a fresh checkout
+    # works with bare `uvicorn app.main:app`); production migrates as a deploy step
+    # (`python -m app migrate`), never implicitly.
+    migrate_on_start: bool | None = None
 
     _split_modules = field_validator("modules", "trusted_proxies", mode="before")(_split_csv)
 
@@ -137,7 +149,7 @@ class CoreSettings(BaseSettings):
                 "SECRET_KEY looks like a placeholder, not a random key "
                 f"(too few distinct characters or too repetitive; {GENERATE_KEY_HINT})"
             )
-        url_problem = _public_url_problem(self.public_url, "public_url" in self.model_fields_set)
+        url_problem = _public_url_problem(self.public_url)
         if url_problem:
             problems.append(url_problem)
         if problems:
@@ -155,6 +167,20 @@ class CoreSettings(BaseSettings):
         if self.metrics_enabled is not None:
             return self.metrics_enabled
         return self.environment != "production"
+
+    @property
+    def migrates_on_start(self) -> bool:
+        if self.migrate_on_start is not None:
+            return self.migrate_on_start
+        return self.is_development
+
+    @property
+    def effective_public_url(self) -> str:
+        """PUBLIC_URL without a trailing slash; unset, the address HOST and PORT serve (an
+        any-address HOST, `0.0.0.0` or `::`, is reached through loopback on this machine)."""
+        if self.public_url is not None:
+            return self.public_url.rstrip("/")
+        return f"http://{_reachable_host(self.host)}:{self.port}"
 
     @property
     def is_development(self) -> bool:
@@ -194,9 +220,19 @@ def _looks_random(key: str) -> bool:
     )
 
 
-def _public_url_problem(url: str, was_set: bool) -> str | None:
+def _reachable_host(host: str) -> str:
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host  # a name, e.g. localhost
+    if address.is_unspecified:
+        address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
+    return f"[{address}]" if address.version == 6 else str(address)
+
+
+def _public_url_problem(url: str | None) -> str | None:
     """Production's PUBLIC_URL is where users reach the service: the mails' links carry it."""
-    if not was_set:
+    if url is None:
         return (
             "PUBLIC_URL must be set when ENVIRONMENT=production "
             "(the address users reach, e.g. https://auth.example.com; mails link to it)"

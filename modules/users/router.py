@@ -7,7 +7,13 @@ from fastapi.routing import APIRoute
 
 from app.module import RouterSpec
 from modules.users.dependencies import fastapi_users, registration_budget
-from modules.users.endpoints import auth_router, recovery_router, sessions_router
+from modules.users.endpoints import (
+    admin_router,
+    auth_router,
+    pages_router,
+    recovery_router,
+    sessions_router,
+)
 from modules.users.endpoints.responses import problem_examples
 from modules.users.exceptions import RateLimited
 from modules.users.schemas import UserCreate, UserRead, UserUpdate
@@ -73,8 +79,11 @@ routers = [
     ),
     # Before fastapi-users' users router, so /users/me/sessions is never read as /users/{id}.
     RouterSpec(sessions_router.router, prefix="/users", tags=["users"]),
+    RouterSpec(admin_router.router, prefix="/users", tags=["users"]),
     # forgot-password and request-verify-token: 202 at once, the work after.
     RouterSpec(recovery_router.router, prefix="/auth", tags=["auth"], public=True),
+    # The HTML pages mailed links open (not in the OpenAPI contract).
+    RouterSpec(pages_router.router, prefix="/auth", public=True),
     RouterSpec(
         _without(fastapi_users.get_users_router(UserRead, UserUpdate)),
         prefix="/users",

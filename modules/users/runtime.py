@@ -12,7 +12,7 @@ from app.events import EventHub
 from app.logging import register_secret
 from app.module import ModuleContext
 from app.settings import CoreSettings
-from modules.users.hashing import PasswordHasher
+from modules.users.hashing import PasswordHasher, default_workers
 from modules.users.passwords import PasswordPolicy
 from modules.users.ratelimit import AuthLimiter
 from modules.users.settings import UsersSettings
@@ -46,7 +46,8 @@ async def open_runtime(
     secret = core.signing_key
     register_secret(secret)
     hasher = PasswordHasher(
-        workers=settings.password_hash_workers or None,
+        # Unset: the cores shared among the worker processes (WEB_CONCURRENCY).
+        workers=settings.password_hash_workers or default_workers(core.workers),
         nice_increment=settings.password_hash_nice,
     )
     # zxcvbn in its own process(es): a costly check never holds the threads logins hash in.
@@ -59,7 +60,7 @@ async def open_runtime(
         yield UsersRuntime(
             settings=settings,
             secret=secret,
-            public_url=core.public_url.rstrip("/"),
+            public_url=core.effective_public_url,
             policy=PasswordPolicy(
                 settings.password_min_length,
                 settings.password_max_length,

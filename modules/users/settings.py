@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,7 +38,8 @@ class UsersSettings(BaseSettings):
     password_max_length: int = Field(default=128, ge=8, le=1024)
     # zxcvbn score 0..4; 0 turns the strength check off.
     password_min_score: int = Field(default=2, ge=0, le=4)
-    # Threads that hash passwords (argon2id), away from the event loop; 0: cores - 1 (min 1).
+    # Threads that hash passwords (argon2id), away from the event loop, per process; 0: the
+    # cores minus one shared among the worker processes, max(1, (cores - 1) // WEB_CONCURRENCY).
     password_hash_workers: int = Field(default=0, ge=0, le=64)
     # How much those threads lower their own priority (nice increment, Linux).
     password_hash_nice: int = Field(default=10, ge=0, le=19)
@@ -45,6 +48,31 @@ class UsersSettings(BaseSettings):
     # A strength check not answered within this many seconds (queued behind others) refuses
     # the password ("try again"): it fails closed, never open.
     password_strength_timeout: float = Field(default=5.0, gt=0, le=120, description="seconds")
+
+    # Where mailed links point. Unset: this app's own pages (PUBLIC_URL + /auth/reset-password
+    # ?token=…, /auth/verify?token=…, /auth/undo-email-change?token=…). Set: a front-end of the
+    # team's own, e.g. https://app.example.com/reset#token={token}; `{token}` is replaced by
+    # the URL-encoded token.
+    reset_password_url_template: str | None = None
+    verify_url_template: str | None = None
+    email_undo_url_template: str | None = None
+
+    @field_validator(
+        "reset_password_url_template",
+        "verify_url_template",
+        "email_undo_url_template",
+        mode="after",
+    )
+    @classmethod
+    def _link_template(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.count("{token}") != 1:
+            raise ValueError("must hold {token} exactly once (where the mailed token goes)")
+        parts = urlsplit(value.replace("{token}", "t"))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http(s) URL")
+        return value
 
     @model_validator(mode="after")
     def _lengths_in_order(self) -> UsersSettings:
