@@ -68,6 +68,10 @@ def _serve(args: argparse.Namespace, settings: CoreSettings) -> int:
         return 2
     # Every worker reads WEB_CONCURRENCY (settings.workers): the hashing threads share the cores.
     os.environ["WEB_CONCURRENCY"] = str(workers)
+    # The app (each worker, the reloader's child) reads its settings again: --host/--port must
+    # reach it, or mailed links (PUBLIC_URL's default, http://HOST:PORT) name another port.
+    os.environ["HOST"] = args.host
+    os.environ["PORT"] = str(args.port)
     if args.no_migrate:
         os.environ["MIGRATE_ON_START"] = "false"
     setup_logging(settings)
