@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 UV_PIN := $(shell grep -E '^uv==' requirements.lock | cut -d' ' -f1)
 
-.PHONY: run dev serve-prod test lint fmt migrate migration lock bench bench-auth test-postgres clean
+.PHONY: run dev serve-prod test lint fmt migrate migration lock bench bench-auth test-postgres clean openapi
 
 $(STAMP): requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# Regenerate docs/openapi.json (the committed API contract) after changing a route or schema.
+# Refuses a breaking change that CHANGELOG.md does not quote (see scripts/openapi_contract.py).
+openapi: $(STAMP)
+	$(BIN)/python -m scripts.openapi_contract write
 
 # Regenerate the lock after changing pyproject.toml.
 lock: $(STAMP)

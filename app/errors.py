@@ -58,18 +58,53 @@ CODE_DETAILS: dict[str, str] = {
 }
 
 
+# RFC 9110's reason phrases where they differ from Python 3.11's `HTTPStatus` (newer Pythons
+# use these): the same title on every interpreter, in answers and in the committed schema.
+_TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}
+
+
+def problem_title(status: int) -> str:
+    return _TITLES.get(status) or HTTPStatus(status).phrase
+
+
+class ValidationIssue(BaseModel):
+    """One reason a request was refused with 422."""
+
+    loc: list[str] = Field(
+        description="Where: `body`, `query`, `path` or `header`, then the field's path.",
+        examples=[["body", "email"]],
+    )
+    msg: str = Field(examples=["Field required"])
+    type: str = Field(description="pydantic's error type.", examples=["missing"])
+
+
 class ProblemDetail(BaseModel):
-    """RFC 9457 problem details, with Gatehouse's `code` and `request_id`."""
+    """RFC 9457 problem details, with Gatehouse's `code` and `request_id`.
+
+    OpenAPI lists every `code` the API answers with (app/openapi.py builds the enum from
+    `known_codes()`); a client may still meet a new code after an upgrade and should fall
+    back on `status`.
+    """
 
     type: str = Field(default="about:blank", examples=["about:blank"])
     title: str = Field(examples=["Bad Request"])
     status: int = Field(examples=[400])
     detail: str = Field(examples=["A user with this email already exists."])
-    instance: str = Field(examples=["/auth/register"])
+    instance: str = Field(description="The request's path.", examples=["/auth/register"])
     code: str = Field(examples=["REGISTER_USER_ALREADY_EXISTS"])
     request_id: str | None = Field(default=None, examples=["3f1c2a9e8b7d4c6f"])
-    errors: list[dict[str, Any]] | None = Field(
+    errors: list[ValidationIssue] | None = Field(
         default=None, description="Validation failures (422 only)."
+    )
+    error: str | None = Field(
+        default=None,
+        description="OAuth2 error code (RFC 6749 §5.2), on failed logins only.",
+        examples=["invalid_grant"],
+    )
+    error_description: str | None = Field(
+        default=None,
+        description="The same text as `detail`, on failed logins only (OAuth2 clients and "
+        "Swagger's Authorize dialog show it).",
     )
 
 
@@ -80,6 +115,8 @@ class ProblemError(Exception):
     code: str = "BAD_REQUEST"
     detail: str | None = None
     headers: dict[str, str] | None = None
+    # Extension members added to the problem document (never replacing its own).
+    extra: dict[str, Any] | None = None
 
     def __init__(
         self,
@@ -100,6 +137,23 @@ class ProblemError(Exception):
         super().__init__(self.detail or self.code)
 
 
+def default_code(status: int) -> str:
+    return DEFAULT_CODES.get(status) or HTTPStatus(status).name
+
+
+def known_codes() -> set[str]:
+    """Every `code` the app knows it can answer: the defaults, the sentences above and every
+    `ProblemError` subclass imported so far (the modules' own errors, collected, not listed).
+    app/openapi.py adds the codes the routes document; the schema's enum is their union."""
+    codes = set(DEFAULT_CODES.values()) | set(CODE_DETAILS)
+    pending: list[type[ProblemError]] = [ProblemError]
+    while pending:
+        cls = pending.pop()
+        codes.add(cls.code)
+        pending.extend(cls.__subclasses__())
+    return codes
+
+
 def problem_response(
     request_path: str,
     status: int,
@@ -110,8 +164,8 @@ def problem_response(
     errors: list[dict[str, Any]] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
-    code = code or DEFAULT_CODES.get(status, HTTPStatus(status).name)
-    title = HTTPStatus(status).phrase
+    code = code or default_code(status)
+    title = problem_title(status)
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": title,
@@ -174,11 +228,16 @@ async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
 async def _problem_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)
     return problem_response(
-        request.url.path, exc.status_code, exc.code, exc.detail, headers=exc.headers
+        request.url.path,
+        exc.status_code,
+        exc.code,
+        exc.detail,
+        headers=exc.headers,
+        extra=exc.extra,
     )
 
 
-def _clean_validation_errors(errors: Any) -> list[dict[str, Any]]:
+def clean_validation_errors(errors: Any) -> list[dict[str, Any]]:
     # Never echo what was sent back (`input` may be a password); keep where and why.
     cleaned = []
     for error in errors:
@@ -192,12 +251,16 @@ def _clean_validation_errors(errors: Any) -> list[dict[str, Any]]:
     return cleaned
 
 
+def validation_detail(errors: list[dict[str, Any]]) -> str:
+    summary = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
+    return f"Invalid request: {summary}"
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = _clean_validation_errors(exc.errors())
-    summary = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
+    errors = clean_validation_errors(exc.errors())
     return problem_response(
-        request.url.path, 422, "VALIDATION_ERROR", f"Invalid request: {summary}", errors=errors
+        request.url.path, 422, "VALIDATION_ERROR", validation_detail(errors), errors=errors
     )
 
 

@@ -27,7 +27,7 @@ from app.loader import LoadedModule, ModuleLoadError, load_modules
 from app.logging import setup_logging
 from app.middleware import RequestContextMiddleware
 from app.module import ModuleContext
-from app.openapi import install_openapi
+from app.openapi import install_openapi, operation_id
 from app.settings import CoreSettings, load_settings
 
 TITLE = "Gatehouse"
@@ -101,6 +101,8 @@ def create_app(
         # No 307 to "http://<Host header>/path" for "/path/": a client would re-send the body
         # (a password) to whichever host the request named. "/path/" is a plain 404.
         redirect_slashes=False,
+        generate_unique_id_function=operation_id,
+        openapi_tags=_openapi_tags(loaded),
     )
     app.state.settings = settings
     app.state.events = events
@@ -122,6 +124,19 @@ def create_app(
     docs.install_docs(app, TITLE)
     install_openapi(app)
     return app
+
+
+HEALTH_TAG = {"name": "health", "description": "Liveness and readiness probes (no token)."}
+
+
+def _openapi_tags(loaded: list[LoadedModule]) -> list[dict[str, Any]]:
+    """The modules' tags in their order (MODULES order, dependencies first), health last."""
+    tags = [
+        {"name": name, "description": description}
+        for item in loaded
+        for name, description in item.module.tags.items()
+    ]
+    return [*tags, HEALTH_TAG]
 
 
 async def _migrate_on_start(settings: CoreSettings) -> None:

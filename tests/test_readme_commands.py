@@ -37,7 +37,8 @@ LOOKS_LIKE_A_COMMAND = re.compile(
 
 # How each command is exercised. "here": test_the_readme_commands_run below runs it; "ci":
 # .ci/run runs it; "recipe": a make target whose recipe `make -n` prints and checks (tools
-# that exist, modules that import), not run here (it rewrites files or needs wrk).
+# that exist, modules that import), not run here (it rewrites files or needs wrk; `make openapi`
+# is scripts/openapi_contract.py, which tests/test_openapi_snapshot.py drives).
 KNOWN: list[tuple[str, str]] = [
     (r"make run", "here"),
     (r"make dev", "here"),
@@ -58,7 +59,8 @@ KNOWN: list[tuple[str, str]] = [
     (r"(\.venv/bin/)?python -m app serve --help", "tests/app/test_serve.py::--help"),
     (r"make lint|make test|make test-postgres|\.ci/run", "ci"),
     (
-        r"make fmt|make lock|make bench|make bench-auth|make migration MODULE=\w+ MSG=\"[^\"]+\""
+        r"make fmt|make lock|make bench|make bench-auth|make openapi"
+        r"|make migration MODULE=\w+ MSG=\"[^\"]+\""
         r"|make serve-prod( WORKERS=\d+)?",
         "recipe",
     ),

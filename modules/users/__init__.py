@@ -11,7 +11,7 @@ from modules.users.dependencies import CurrentUser, Superuser, current_active_us
 from modules.users.health import limiter_check
 from modules.users.mails import lifespan
 from modules.users.models import User
-from modules.users.router import routers
+from modules.users.router import TAGS, routers
 from modules.users.sessions_service import purge_sessions
 from modules.users.settings import UsersSettings
 
@@ -21,6 +21,7 @@ module = Module[UsersSettings](
     # Mails (verification, reset) and the breached-password check go through integrations.
     requires=("integrations",),
     routers=routers,
+    tags=TAGS,
     lifespan=lifespan,
     readiness_checks={"limiter": limiter_check},
     migrations=Path(__file__).parent / "migrations",

@@ -18,7 +18,7 @@ FIRST_REVISIONS = ("users_0001", "integrations_0001")
 
 def _register(base_url: str, email: str) -> httpx.Response:
     return httpx.post(
-        f"{base_url}/auth/register", json={"email": email, "password": PASSWORD}, timeout=30
+        f"{base_url}/auth/register", json={"email": email, "password": PASSWORD}, timeout=60
     )
 
 
@@ -30,7 +30,7 @@ def test_bare_uvicorn_in_development_migrates_a_fresh_database(tmp_path: Path) -
     with start(["uvicorn", "app.main:app"], env, tmp_path / "server.log") as server:
         registered = _register(server.base_url, "ada@example.com")
         assert registered.status_code == 201, registered.text
-        ready = httpx.get(f"{server.base_url}/health/ready", timeout=10)
+        ready = httpx.get(f"{server.base_url}/health/ready", timeout=30)
         assert ready.status_code == 200, ready.text
         assert ready.json()["checks"]["schema"] == {"status": "ok"}
     applied = [
@@ -46,7 +46,7 @@ def test_production_never_migrates_readiness_names_the_pending_migrations(
 ) -> None:
     env = app_env(tmp_path, **PRODUCTION)
     with start(["app", "serve"], env, tmp_path / "server.log") as server:
-        ready = httpx.get(f"{server.base_url}/health/ready", timeout=10)
+        ready = httpx.get(f"{server.base_url}/health/ready", timeout=30)
         assert ready.status_code == 503
         assert ready.headers["content-type"] == "application/problem+json"
         body = ready.json()
@@ -83,7 +83,7 @@ def test_production_never_migrates_readiness_names_the_pending_migrations(
         assert migrated.returncode == 0, migrated.stderr
         assert "migrations applied: users_0001" in migrated.stderr
 
-        ready = httpx.get(f"{server.base_url}/health/ready", timeout=10)
+        ready = httpx.get(f"{server.base_url}/health/ready", timeout=30)
         assert ready.status_code == 200, ready.text
         assert ready.json()["checks"]["schema"] == {"status": "ok"}
         assert _register(server.base_url, "ada@example.com").status_code == 201

@@ -41,7 +41,7 @@ def redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 def _fresh_connection_get(base_url: str, path: str, request_id: str, **headers: str) -> int:
     # A new connection per request: the kernel hands each to whichever worker accepts first.
-    with httpx.Client(base_url=base_url, timeout=30) as client:
+    with httpx.Client(base_url=base_url, timeout=60) as client:
         response = client.get(path, headers={"X-Request-ID": request_id, **headers})
         return response.status_code
 
@@ -88,7 +88,7 @@ def _wait_for_workers(server: Server, count: int) -> set[int]:
 
 def _login(base_url: str, email: str) -> dict[str, str]:
     response = httpx.post(
-        f"{base_url}/auth/jwt/login", data={"username": email, "password": PASSWORD}, timeout=30
+        f"{base_url}/auth/jwt/login", data={"username": email, "password": PASSWORD}, timeout=60
     )
     assert response.status_code == 200, response.text
     tokens: dict[str, str] = response.json()
@@ -120,13 +120,13 @@ async def test_two_workers_serve_and_share_sessions(
             httpx.post(
                 f"{server.base_url}/auth/register",
                 json={"email": "ada@example.com", "password": PASSWORD},
-                timeout=30,
+                timeout=60,
             ).status_code
             == 201
         )
         tokens = _login(server.base_url, "ada@example.com")
         bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
-        with httpx.Client(base_url=server.base_url, timeout=30) as client:
+        with httpx.Client(base_url=server.base_url, timeout=60) as client:
             out = client.post("/auth/jwt/logout", headers={**bearer, "X-Request-ID": "logout-1"})
         assert out.status_code == 204, out.text
         logout_pid = _wait_for_access_lines(server, "logout-1", 1)["logout-1"]
@@ -176,7 +176,7 @@ async def test_sigterm_during_a_login_lets_it_finish_and_exits_0(
         response = httpx.post(
             f"{server.base_url}/auth/register",
             json={"email": "ada@example.com", "password": PASSWORD},
-            timeout=30,
+            timeout=60,
         )
         assert response.status_code == 201
 
@@ -210,9 +210,10 @@ async def test_sigterm_during_a_login_lets_it_finish_and_exits_0(
         assert head.startswith(b"HTTP/1.1 200"), raw[:500]
         assert b"access_token" in payload
 
-        assert server.process.wait(timeout=GRACEFUL_TIMEOUT + 15) == 0
+        assert server.process.wait(timeout=GRACEFUL_TIMEOUT + 30) == 0
+        # Within the graceful timeout plus the background drain (5 s) and a loaded host's slack.
         elapsed = time.monotonic() - started
-        assert elapsed < GRACEFUL_TIMEOUT + 10, elapsed
+        assert elapsed < GRACEFUL_TIMEOUT + 20, elapsed
         assert not any(_alive(pid) for pid in workers)
         lines = server.log_lines()
         finished = {
