@@ -11,6 +11,7 @@ from modules.users.dependencies import fastapi_users, registration_budget
 from modules.users.endpoints import (
     admin_router,
     auth_router,
+    jwks_router,
     pages_router,
     recovery_router,
     sessions_router,
@@ -102,6 +103,8 @@ routers = [
     # Ours instead of fastapi_users.get_auth_router(): refresh tokens and real logout.
     RouterSpec(auth_router.public_router, prefix="/auth/jwt", tags=["auth"], public=True),
     RouterSpec(auth_router.bearer_router, prefix="/auth/jwt", tags=["auth"]),
+    # Other services fetch the public keys without logging in.
+    RouterSpec(jwks_router.router, prefix="/.well-known", tags=["auth"], public=True),
     # Ours instead of fastapi-users' reset and verify routers: 202 at once for the mail
     # requests, named bodies.
     RouterSpec(recovery_router.router, prefix="/auth", tags=["recovery"], public=True),

@@ -247,3 +247,43 @@ class SessionRead(BaseModel):
             ]
         }
     )
+
+
+class JsonWebKey(BaseModel):
+    """A public key that verifies access tokens (RFC 7517). Public members only."""
+
+    kty: Literal["EC", "OKP", "RSA"]
+    kid: str = Field(description="RFC 7638 thumbprint; the `kid` header of the tokens it signs.")
+    alg: Literal["ES256", "EdDSA", "RS256"] = Field(description="The one algorithm it verifies.")
+    use: Literal["sig"]
+    crv: str | None = Field(default=None, description="EC and OKP keys: P-256 or Ed25519.")
+    x: str | None = None
+    y: str | None = None
+    n: str | None = Field(default=None, description="RSA keys: modulus.")
+    e: str | None = Field(default=None, description="RSA keys: public exponent.")
+
+
+class JsonWebKeySet(BaseModel):
+    """The keys other services verify access tokens with: current, next and previous."""
+
+    keys: list[JsonWebKey]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "keys": [
+                        {
+                            "kty": "EC",
+                            "kid": "q1GzJQq2x9qGv0o9m3zRr3pW9Q9Yk4Jv2mXJ4r5b6cM",
+                            "alg": "ES256",
+                            "use": "sig",
+                            "crv": "P-256",
+                            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+                            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+                        }
+                    ]
+                }
+            ]
+        }
+    )

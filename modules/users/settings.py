@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from app.settings import SettingsError
+from modules.users.signing_keys import ASYMMETRIC, Algorithm, KeyFileError, load_access_token_keys
 
 
 class UsersSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     access_token_ttl: int = Field(default=900, gt=0, description="seconds")
+    # HS256: signed with SECRET_KEY, only Gatehouse verifies. ES256 / EdDSA / RS256: signed with
+    # ACCESS_TOKEN_PRIVATE_KEY_FILE, verifiable by anyone through /.well-known/jwks.json.
+    access_token_algorithm: Algorithm = "HS256"  # noqa: S105 - an algorithm name
+    # PKCS#8 PEM. Unset outside production: one is generated into DATA_DIR (mode 600).
+    access_token_private_key_file: Path | None = None
+    # Rotation: keys that signed before (still verify, still in the JWKS), comma-separated, and
+    # the key that will sign next (in the JWKS before it signs). Private or public PEM files.
+    access_token_previous_key_files: Annotated[list[Path], NoDecode] = Field(default=[])
+    access_token_next_key_file: Path | None = None
     refresh_token_ttl: int = Field(
         default=2_592_000, gt=0, description="absolute lifetime of a login session, seconds"
     )
@@ -57,6 +71,16 @@ class UsersSettings(BaseSettings):
     verify_url_template: str | None = None
     email_undo_url_template: str | None = None
 
+    # The core setting, read here too: production refuses to generate a signing key.
+    environment: Literal["development", "test", "production"] = "development"
+
+    @field_validator("access_token_previous_key_files", mode="before")
+    @classmethod
+    def _split_paths(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
     @field_validator(
         "reset_password_url_template",
         "verify_url_template",
@@ -78,4 +102,37 @@ class UsersSettings(BaseSettings):
     def _lengths_in_order(self) -> UsersSettings:
         if self.password_min_length > self.password_max_length:
             raise ValueError("PASSWORD_MIN_LENGTH must not exceed PASSWORD_MAX_LENGTH")
+        return self
+
+    @model_validator(mode="after")
+    def _key_files_usable(self) -> UsersSettings:
+        """Every key file is read at start-up, so a bad one stops the start with its name."""
+        algorithm = self.access_token_algorithm
+        if (
+            algorithm in ASYMMETRIC
+            and self.access_token_private_key_file is None
+            and self.environment == "production"
+        ):
+            raise SettingsError(
+                f"ACCESS_TOKEN_ALGORITHM={algorithm} needs ACCESS_TOKEN_PRIVATE_KEY_FILE when "
+                "ENVIRONMENT=production (a PKCS#8 PEM private key; development generates one)"
+            )
+        if algorithm not in ASYMMETRIC and self.access_token_private_key_file is not None:
+            # Most likely a forgotten ACCESS_TOKEN_ALGORITHM: HS256 would sign, silently.
+            raise SettingsError(
+                "ACCESS_TOKEN_PRIVATE_KEY_FILE is set but ACCESS_TOKEN_ALGORITHM=HS256 signs "
+                "with SECRET_KEY: set ACCESS_TOKEN_ALGORITHM to ES256, EdDSA or RS256 (or list "
+                "the key in ACCESS_TOKEN_PREVIOUS_KEY_FILES when switching back to HS256)"
+            )
+        try:
+            # No data folder here: a generated development key is the runtime's business.
+            load_access_token_keys(
+                algorithm if self.access_token_private_key_file is not None else "HS256",
+                "",
+                self.access_token_private_key_file,
+                self.access_token_previous_key_files,
+                self.access_token_next_key_file,
+            )
+        except KeyFileError as exc:
+            raise SettingsError(str(exc)) from None
         return self
