@@ -12,6 +12,7 @@ from modules.users.health import limiter_check
 from modules.users.mails import lifespan
 from modules.users.models import User
 from modules.users.router import TAGS, routers
+from modules.users.sessions_service import purge_sessions
 from modules.users.settings import UsersSettings
 
 module = Module[UsersSettings](
@@ -27,6 +28,8 @@ module = Module[UsersSettings](
     # This module authenticates: every private route of every module is mounted behind it.
     auth=current_active_user,
     commands={"create-superuser": create_superuser},
+    # Ended login sessions past SESSION_RETENTION, with their rotated refresh tokens.
+    purges={"sessions": purge_sessions},
 )
 
 __all__ = ["CurrentUser", "Superuser", "User", "module"]
