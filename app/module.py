@@ -94,6 +94,9 @@ class Module(Generic[SettingsT]):
     commands: Mapping[str, Command[SettingsT]] = field(default_factory=dict)
     # Event handlers (`on(UserRegistered, handler)`, see app/events.py).
     subscriptions: Sequence[Subscription[Any]] = ()
+    # The permissions this module's routes (or other modules') may require, "<module>:<action>"
+    # with a description: {"notes:write": "Create and change notes"}. See app/permissions.py.
+    permissions: Mapping[str, str] = field(default_factory=dict)
 
 
 def settings_for(app: FastAPI, settings_class: type[SettingsT]) -> SettingsT:
