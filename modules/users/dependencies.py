@@ -21,6 +21,7 @@ from app.net import client_address
 from modules.users.auth import SessionStrategyDep, auth_backend
 from modules.users.manager import UserManager
 from modules.users.models import User
+from modules.users.roles_service import AccessService
 from modules.users.runtime import UsersRuntime, get_runtime
 from modules.users.users_repository import UserDatabase
 
@@ -165,3 +166,10 @@ Superuser = Annotated[User, Depends(current_superuser)]
 UserManagerDep = Annotated[UserManager, Depends(get_user_manager)]
 CurrentLogin = Annotated[Login, Depends(current_login)]
 RuntimeDep = Annotated[UsersRuntime, Depends(get_runtime)]
+
+
+async def get_access_service(db: DbSession) -> AccessService:
+    return AccessService(db)
+
+
+AccessServiceDep = Annotated[AccessService, Depends(get_access_service)]

@@ -7,7 +7,13 @@ from fastapi.routing import APIRoute
 
 from app.module import RouterSpec
 from modules.users.dependencies import fastapi_users, registration_budget
-from modules.users.endpoints import auth_router, recovery_router, sessions_router
+from modules.users.endpoints import (
+    admin_router,
+    auth_router,
+    recovery_router,
+    roles_router,
+    sessions_router,
+)
 from modules.users.endpoints.responses import problem_examples
 from modules.users.exceptions import RateLimited
 from modules.users.schemas import UserCreate, UserRead, UserUpdate
@@ -20,14 +26,11 @@ SUMMARIES = {
     "verify:verify": "Confirm the email address with the mailed token",
     "users:current_user": "Read my account",
     "users:patch_current_user": "Update my account (new password or email: `current_password`)",
-    "users:user": "Read an account (superuser)",
-    "users:patch_user": "Update an account (superuser)",
-    "users:delete_user": "Delete an account (superuser)",
 }
 
 
 # Wrong `current_password` guesses count like failed logins: past the limit these answer 429.
-RATE_LIMITED_ROUTES = {"users:patch_current_user", "users:patch_user"}
+RATE_LIMITED_ROUTES = {"users:patch_current_user"}
 
 
 def _without(router: APIRouter, *paths: str) -> APIRouter:
@@ -75,9 +78,14 @@ routers = [
     RouterSpec(sessions_router.router, prefix="/users", tags=["users"]),
     # forgot-password and request-verify-token: 202 at once, the work after.
     RouterSpec(recovery_router.router, prefix="/auth", tags=["auth"], public=True),
+    # Only /users/me of fastapi-users' users router: its superuser-only /users/{id} routes
+    # are replaced by admin_router's, guarded by permissions. After /users/me, so "me" is
+    # never read as an id.
     RouterSpec(
-        _without(fastapi_users.get_users_router(UserRead, UserUpdate)),
+        _without(fastapi_users.get_users_router(UserRead, UserUpdate), "/{id}"),
         prefix="/users",
         tags=["users"],
     ),
+    RouterSpec(admin_router.router, prefix="/users", tags=["users"]),
+    RouterSpec(roles_router.router, prefix="/roles", tags=["roles"]),
 ]
