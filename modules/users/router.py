@@ -8,7 +8,7 @@ from fastapi.routing import APIRoute
 from app.module import RouterSpec
 from modules.users.dependencies import fastapi_users, registration_budget
 from modules.users.endpoints import (
-    admin_router,
+    accounts_router,
     auth_router,
     recovery_router,
     roles_router,
@@ -79,13 +79,13 @@ routers = [
     # forgot-password and request-verify-token: 202 at once, the work after.
     RouterSpec(recovery_router.router, prefix="/auth", tags=["auth"], public=True),
     # Only /users/me of fastapi-users' users router: its superuser-only /users/{id} routes
-    # are replaced by admin_router's, guarded by permissions. After /users/me, so "me" is
+    # are replaced by accounts_router's, guarded by permissions. After /users/me, so "me" is
     # never read as an id.
     RouterSpec(
         _without(fastapi_users.get_users_router(UserRead, UserUpdate), "/{id}"),
         prefix="/users",
         tags=["users"],
     ),
-    RouterSpec(admin_router.router, prefix="/users", tags=["users"]),
+    RouterSpec(accounts_router.router, prefix="/users", tags=["users"]),
     RouterSpec(roles_router.router, prefix="/roles", tags=["roles"]),
 ]
