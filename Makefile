@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 UV_PIN := $(shell grep -E '^uv==' requirements.lock | cut -d' ' -f1)
 
-.PHONY: run test lint fmt migrate migration lock bench bench-auth test-postgres clean
+.PHONY: run dev test lint fmt migrate migration lock bench bench-auth test-postgres clean
 
 $(STAMP): requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ venv: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/python -m app serve
+
+# `make run` that restarts on every code change (development).
+dev: $(STAMP)
+	$(BIN)/python -m app serve --reload
 
 migrate: $(STAMP)
 	$(BIN)/python -m app migrate

@@ -84,7 +84,18 @@ def _new_module(args: argparse.Namespace, _: CoreSettings) -> int:
 
 
 def build_parser(settings: CoreSettings) -> tuple[argparse.ArgumentParser, dict[str, object]]:
-    parser = argparse.ArgumentParser(prog="python -m app", description="Gatehouse")
+    parser = argparse.ArgumentParser(
+        prog="python -m app",
+        description=(
+            "Gatehouse, a FastAPI service template: serve it, migrate its database, scaffold "
+            "modules, and the modules' own commands."
+        ),
+        epilog=(
+            "Every setting (DATABASE_URL, HOST, PORT, MODULES, ...) comes from the environment "
+            "or a .env file in the current folder; the README's Settings section lists them "
+            "with their defaults. `python -m app COMMAND --help` describes a command's options."
+        ),
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="apply migrations and serve the app")
@@ -97,9 +108,27 @@ def build_parser(settings: CoreSettings) -> tuple[argparse.ArgumentParser, dict[
     migrate.add_argument("--new", metavar="MESSAGE", help="autogenerate a revision instead")
     migrate.add_argument("--module", default="users", help="whose branch gets the revision")
 
-    commands.add_parser("openapi", help="print the OpenAPI schema")
-    new_module = commands.add_parser("new-module", help="scaffold modules/NAME")
-    new_module.add_argument("name")
+    commands.add_parser(
+        "openapi",
+        help="print the OpenAPI schema (JSON) to standard output",
+        description="Print the OpenAPI schema the app serves at /openapi.json, as JSON.",
+    )
+    new_module = commands.add_parser(
+        "new-module",
+        help="scaffold a module: modules/NAME and tests/modules/NAME",
+        description=(
+            "Write a working module in the house style (modules/NAME: routes mounted at /NAME, "
+            "service, repository, models, settings, a first migration) and its tests "
+            "(tests/modules/NAME). Then add NAME to MODULES (e.g. in .env), run `make migrate` "
+            "and `make test`. See docs/modules.md."
+        ),
+    )
+    new_module.add_argument(
+        "name",
+        metavar="NAME",
+        help="the module's name: lower_snake_case, a letter first, at most 30 characters "
+        "(e.g. billing); refused if modules/NAME exists",
+    )
 
     handlers: dict[str, object] = {
         "serve": _serve,

@@ -55,7 +55,9 @@ class CoreSettings(BaseSettings):
     # The one header the trusted proxy writes: a client may send the other one itself.
     forwarded_header: Literal["X-Forwarded-For", "Forwarded"] = "X-Forwarded-For"
     max_body_bytes: int = Field(default=65536, gt=0)
-    public_url: str = "http://127.0.0.1:8000"
+    # Where users reach the service: the base of mailed links. Unset: the address this app
+    # serves (HOST, PORT), outside production only. Never read from a request's Host header.
+    public_url: str | None = None
     # /docs, /redoc, /openapi.json: unset means on, except in production.
     docs_enabled: bool | None = None
     # Seconds from the end of the headers until the whole body must be in (then 408).
@@ -113,7 +115,7 @@ class CoreSettings(BaseSettings):
                 "SECRET_KEY looks like a placeholder, not a random key "
                 f"(too few distinct characters or too repetitive; {GENERATE_KEY_HINT})"
             )
-        url_problem = _public_url_problem(self.public_url, "public_url" in self.model_fields_set)
+        url_problem = _public_url_problem(self.public_url)
         if url_problem:
             problems.append(url_problem)
         if problems:
@@ -125,6 +127,14 @@ class CoreSettings(BaseSettings):
         if self.docs_enabled is not None:
             return self.docs_enabled
         return self.environment != "production"
+
+    @property
+    def effective_public_url(self) -> str:
+        """PUBLIC_URL without a trailing slash; unset, the address HOST and PORT serve (an
+        any-address HOST, `0.0.0.0` or `::`, is reached through loopback on this machine)."""
+        if self.public_url is not None:
+            return self.public_url.rstrip("/")
+        return f"http://{_reachable_host(self.host)}:{self.port}"
 
     @property
     def is_development(self) -> bool:
@@ -164,9 +174,19 @@ def _looks_random(key: str) -> bool:
     )
 
 
-def _public_url_problem(url: str, was_set: bool) -> str | None:
+def _reachable_host(host: str) -> str:
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host  # a name, e.g. localhost
+    if address.is_unspecified:
+        address = ipaddress.ip_address("::1" if address.version == 6 else "127.0.0.1")
+    return f"[{address}]" if address.version == 6 else str(address)
+
+
+def _public_url_problem(url: str | None) -> str | None:
     """Production's PUBLIC_URL is where users reach the service: the mails' links carry it."""
-    if not was_set:
+    if url is None:
         return (
             "PUBLIC_URL must be set when ENVIRONMENT=production "
             "(the address users reach, e.g. https://auth.example.com; mails link to it)"

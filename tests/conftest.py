@@ -8,6 +8,7 @@ emptied before each test.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -56,6 +57,12 @@ for _name in list(os.environ):
     }:
         del os.environ[_name]
 os.environ["ENVIRONMENT"] = "test"
+
+# aiosmtpd (the tests' SMTP server, tests/upstreams.py) logs every SMTP session at INFO from its
+# own thread, often after the test that started it has ended, so pytest cannot capture the lines
+# and they break up `make test`'s progress output. Its warnings and errors still show.
+for _name in ("mail.log", "mail.debug"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 def _postgres_admin(url: str, statement: str) -> None:

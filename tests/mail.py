@@ -35,3 +35,12 @@ def token_in(message: Any) -> str:
     from urllib.parse import unquote
 
     return unquote(match.group(1))
+
+
+def plain_text(mail: Any) -> str:
+    """The plain-text part of a mail parsed with the `email` package (every mail of the users
+    module also carries an HTML alternative)."""
+    part = mail.get_body(preferencelist=("plain",))
+    assert part is not None, "the mail has no plain-text part"
+    text: str = part.get_content()
+    return text

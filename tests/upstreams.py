@@ -143,8 +143,9 @@ def start_smtp_server() -> tuple[Controller, MailCatcher]:
     return controller, catcher
 
 
-async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait until `check()` holds (background work, e.g. a mail sent after the answer)."""
+async def eventually(check: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Wait until `check()` holds (background work, e.g. a mail sent after the answer). The
+    bound is generous: on a loaded 2-core CI host 5 s was not always enough."""
     async with asyncio.timeout(timeout):
         while not check():
             await asyncio.sleep(0.02)

@@ -26,9 +26,13 @@ CIRCUIT = "mail"
 
 @dataclass(frozen=True)
 class MailMessage:
+    """One mail: `body` is its plain-text part; `html`, when given, its HTML alternative (a
+    reader's client shows one of the two, so both say the same)."""
+
     to: str
     subject: str
     body: str
+    html: str | None = None
 
 
 class Mailer(Protocol):
@@ -80,6 +84,8 @@ class SmtpMailer:
         mail["To"] = message.to
         mail["Subject"] = message.subject
         mail.set_content(message.body)
+        if message.html is not None:
+            mail.add_alternative(message.html, subtype="html")
         return mail
 
     async def send(self, message: MailMessage) -> None:

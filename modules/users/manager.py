@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
-from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
@@ -35,6 +34,7 @@ from modules.users import mail_tokens, users_repository
 from modules.users.emails import canonical_email
 from modules.users.exceptions import RateLimited, UndoEmailChangeBadToken
 from modules.users.hashing import OffLoopHashingManager
+from modules.users.mail_layout import compose, link_from
 from modules.users.models import User
 from modules.users.runtime import UsersRuntime
 from modules.users.sessions_service import end_all_sessions_of
@@ -172,19 +172,17 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
             self.runtime.secret, change, self.runtime.settings.email_undo_ttl
         )
         days = max(1, self.runtime.settings.email_undo_ttl // 86_400)
-        return MailMessage(
-            to=old_email,
-            subject="The email address of your account was changed",
-            body=(
-                f"The email address of your account was changed to {new_email}.\n"
-                "If you did this, there is nothing to do.\n\n"
-                "If you did not, whoever did knows your password. Undo it within "
-                f"{days} day(s) by sending this token and a NEW password to "
-                "POST /auth/undo-email-change:\n"
-                f"{self._link('/auth/undo-email-change', token)}\n"
-                "This puts this address back, sets the new password and ends every "
-                "session of the account.\n"
-            ),
+        return compose(
+            old_email,
+            "The email address of your account was changed",
+            before=[
+                f"The email address of your account was changed to {new_email}.",
+                "If you did this, there is nothing to do.",
+                "If you did not, whoever did knows your password. Within "
+                f"{days} day(s), open this link to put this address back: you choose a new "
+                "password there, and every session of the account ends.",
+            ],
+            link=("Undo the change", self._link("/auth/undo-email-change", token)),
         )
 
     async def undo_email_change(self, token: str, password: str) -> User:
@@ -218,10 +216,46 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
         publish_after_commit(self.db.session, UserPasswordChanged(user_id=user.id, how="undo"))
         return user
 
+    # Mailed links: is the token live? (the pages check before showing a form) ------------
+
+    async def _bound_user(self, token: str, audience: str, purpose: str) -> User | None:
+        try:
+            claims = mail_tokens.read_bound_token(self.runtime.secret, audience, token)
+            user = await self.get(claims.user_id)
+        except (mail_tokens.InvalidMailToken, exceptions.UserNotExists):
+            return None
+        if not mail_tokens.still_bound(self.runtime.secret, purpose, claims, user):
+            return None
+        return user if user.is_active else None
+
+    async def reset_token_is_live(self, token: str) -> bool:
+        audience = self.reset_password_token_audience
+        return await self._bound_user(token, audience, mail_tokens.RESET_PURPOSE) is not None
+
+    async def verify_token_user(self, token: str) -> User | None:
+        audience = self.verification_token_audience
+        return await self._bound_user(token, audience, mail_tokens.VERIFY_PURPOSE)
+
+    async def undo_token_is_live(self, token: str) -> bool:
+        try:
+            change = mail_tokens.read_undo_token(self.runtime.secret, token)
+            user = await self.get(change.user_id)
+        except (mail_tokens.InvalidMailToken, exceptions.UserNotExists):
+            return False
+        return user.is_active and user.email != change.old_email
+
     # Mails --------------------------------------------------------------------------------
 
     def _link(self, path: str, token: str) -> str:
-        return f"{self.runtime.public_url}{path}?{urlencode({'token': token})}"
+        """This app's page for `path` (PUBLIC_URL + path), or the team's own front-end when
+        its URL template is set (RESET_PASSWORD_URL_TEMPLATE, ...)."""
+        settings = self.runtime.settings
+        templates = {
+            "/auth/reset-password": settings.reset_password_url_template,
+            "/auth/verify": settings.verify_url_template,
+            "/auth/undo-email-change": settings.email_undo_url_template,
+        }
+        return link_from(templates[path], self.runtime.public_url, path, token)
 
     async def _queue_mail(self, kind: str, user: User, **params: str) -> None:
         """Queue what to send (kind, user id, params; never a token) in this unit of work: the
@@ -233,14 +267,14 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
         await queue_mail(app, self.db.session, kind, str(user.id), params)
 
     def password_changed_mail(self, user: User, how: str) -> MailMessage:
-        return MailMessage(
-            to=user.email,
-            subject=f"Your password was {how}",
-            body=(
-                f"The password of your account was {how}.\n"
+        return compose(
+            user.email,
+            f"Your password was {how}",
+            before=[
+                f"The password of your account was {how}.",
                 "If you did not do this, ask for a password reset at once "
-                "(POST /auth/forgot-password) and tell your administrator.\n"
-            ),
+                "(POST /auth/forgot-password) and tell your administrator.",
+            ],
         )
 
     async def on_after_register(self, user: User, request: Request | None = None) -> None:
@@ -269,13 +303,12 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
             user,
             self.verification_token_lifetime_seconds,
         )
-        return MailMessage(
-            to=user.email,
-            subject="Confirm your email address",
-            body=(
-                "Confirm your address by sending this token to POST /auth/verify:\n"
-                f"{self._link('/auth/verify', token)}\n"
-            ),
+        return compose(
+            user.email,
+            "Confirm your email address",
+            before=["Confirm that this address is yours: open this link and press Confirm."],
+            link=("Confirm your address", self._link("/auth/verify", token)),
+            after=["If you did not create an account, ignore this mail."],
         )
 
     async def verify(self, token: str, request: Request | None = None) -> User:
@@ -333,15 +366,16 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
             user,
             self.reset_password_token_lifetime_seconds,
         )
-        return MailMessage(
-            to=user.email,
-            subject="Reset your password",
-            body=(
-                "Reset your password by sending this token and a new password "
-                "to POST /auth/reset-password:\n"
-                f"{self._link('/auth/reset-password', token)}\n"
-                "If you did not ask for this, ignore this mail.\n"
-            ),
+        minutes = max(1, self.reset_password_token_lifetime_seconds // 60)
+        return compose(
+            user.email,
+            "Reset your password",
+            before=[
+                "Open this link to choose a new password. It works once, for "
+                f"{minutes} minute(s); every session of your account ends when it is set."
+            ],
+            link=("Reset your password", self._link("/auth/reset-password", token)),
+            after=["If you did not ask for this, ignore this mail."],
         )
 
     async def reset_password(

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from fastapi_users_db_sqlalchemy import SQLAlchemyBaseUserTableUUID
 from fastapi_users_db_sqlalchemy.generics import GUID
-from sqlalchemy import BigInteger, DateTime, ForeignKey, String
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.database import Base
@@ -16,8 +16,22 @@ from app.database import Base
 TOKEN_HASH_LENGTH = 64
 
 
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
 class User(SQLAlchemyBaseUserTableUUID, Base):
-    """fastapi-users' user table (UUID ids): email, hashed_password and the three flags."""
+    """fastapi-users' user table (UUID ids): email, hashed_password and the three flags, and
+    when the account was created (the administrators' list, GET /users, is sorted by it).
+
+    `created_at` is nullable in the database only because users_0005 added it to existing
+    tables (expand-only); every row has one (the migration dated the rows it found)."""
+
+    __table_args__ = (Index("ix_user_created_at_id", "created_at", "id"),)
+
+    created_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True, default=_utcnow
+    )
 
 
 class LoginSession(Base):

@@ -9,7 +9,9 @@ from app.module import RouterSpec
 from modules.users.dependencies import fastapi_users, registration_budget
 from modules.users.endpoints import (
     accounts_router,
+    admin_router,
     auth_router,
+    pages_router,
     recovery_router,
     roles_router,
     sessions_router,
@@ -76,8 +78,11 @@ routers = [
     ),
     # Before fastapi-users' users router, so /users/me/sessions is never read as /users/{id}.
     RouterSpec(sessions_router.router, prefix="/users", tags=["users"]),
+    RouterSpec(admin_router.router, prefix="/users", tags=["users"]),
     # forgot-password and request-verify-token: 202 at once, the work after.
     RouterSpec(recovery_router.router, prefix="/auth", tags=["auth"], public=True),
+    # The HTML pages mailed links open (not in the OpenAPI contract).
+    RouterSpec(pages_router.router, prefix="/auth", public=True),
     # Only /users/me of fastapi-users' users router: its superuser-only /users/{id} routes
     # are replaced by accounts_router's, guarded by permissions. After /users/me, so "me" is
     # never read as an id.

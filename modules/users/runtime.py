@@ -59,7 +59,7 @@ async def open_runtime(
         yield UsersRuntime(
             settings=settings,
             secret=secret,
-            public_url=core.public_url.rstrip("/"),
+            public_url=core.effective_public_url,
             policy=PasswordPolicy(
                 settings.password_min_length,
                 settings.password_max_length,

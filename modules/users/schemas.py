@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi_users import schemas
@@ -33,6 +34,23 @@ class UserRead(schemas.BaseUser[uuid.UUID]):
             ]
         },
     )
+
+
+class UserAdminRead(UserRead):
+    """An account as the administrators' list shows it: with its creation time."""
+
+    created_at: AwareDatetime | None = Field(
+        description="When the account was created (accounts older than this field: when "
+        "it was added)."
+    )
+
+    @field_validator("created_at", mode="before")
+    @classmethod
+    def _utc(cls, value: object) -> object:
+        # SQLite hands timestamps back without a zone; they are stored in UTC.
+        if isinstance(value, datetime) and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
 
 class UserCreate(schemas.BaseUserCreate):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -39,6 +41,31 @@ class UsersSettings(BaseSettings):
     # A strength check not answered within this many seconds (queued behind others) refuses
     # the password ("try again"): it fails closed, never open.
     password_strength_timeout: float = Field(default=5.0, gt=0, le=120, description="seconds")
+
+    # Where mailed links point. Unset: this app's own pages (PUBLIC_URL + /auth/reset-password
+    # ?token=…, /auth/verify?token=…, /auth/undo-email-change?token=…). Set: a front-end of the
+    # team's own, e.g. https://app.example.com/reset#token={token}; `{token}` is replaced by
+    # the URL-encoded token.
+    reset_password_url_template: str | None = None
+    verify_url_template: str | None = None
+    email_undo_url_template: str | None = None
+
+    @field_validator(
+        "reset_password_url_template",
+        "verify_url_template",
+        "email_undo_url_template",
+        mode="after",
+    )
+    @classmethod
+    def _link_template(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.count("{token}") != 1:
+            raise ValueError("must hold {token} exactly once (where the mailed token goes)")
+        parts = urlsplit(value.replace("{token}", "t"))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http(s) URL")
+        return value
 
     @model_validator(mode="after")
     def _lengths_in_order(self) -> UsersSettings:

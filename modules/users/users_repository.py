@@ -1,14 +1,16 @@
-"""Every query on the user table: fastapi-users' adapter on canonical addresses, and the
-conditional updates that make mailed tokens single-use."""
+"""Every query on the user table: fastapi-users' adapter on canonical addresses, the
+conditional updates that make mailed tokens single-use, and the administrators' list."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 from fastapi_users import exceptions
 from fastapi_users_db_sqlalchemy import SQLAlchemyUserDatabase
-from sqlalchemy import CursorResult, Table, select, update
+from sqlalchemy import CursorResult, Table, and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -121,6 +123,52 @@ async def update_email_unless(
 async def reload(db: AsyncSession, user: User) -> User:
     await db.refresh(user)
     return user
+
+
+@dataclass(frozen=True)
+class UserFilter:
+    """What GET /users narrows the list to; None: no condition."""
+
+    email_contains: str | None = None
+    is_active: bool | None = None
+    is_verified: bool | None = None
+    is_superuser: bool | None = None
+
+
+async def list_users(
+    db: AsyncSession,
+    where: UserFilter,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None = None,
+) -> list[User]:
+    """Newest account first, then by id: a total order that new accounts never shift (they
+    land before the first page), so a client walking the pages sees each account once.
+    `after` is the (created_at, id) of the last account of the previous page. The index
+    `ix_user_created_at_id` serves the order; the email filter is a substring match on the
+    canonical address (`%` and `_` in it are literal)."""
+    columns = USER_TABLE.c
+    conditions = []
+    if where.email_contains:
+        conditions.append(columns.email.contains(where.email_contains, autoescape=True))
+    for name in ("is_active", "is_verified", "is_superuser"):
+        value = getattr(where, name)
+        if value is not None:
+            conditions.append(columns[name].is_(value))
+    if after is not None:
+        created_at, user_id = after
+        conditions.append(
+            or_(
+                columns.created_at < created_at,
+                and_(columns.created_at == created_at, columns.id < user_id),
+            )
+        )
+    rows = await db.scalars(
+        select(User)
+        .where(*conditions)
+        .order_by(columns.created_at.desc(), columns.id.desc())
+        .limit(limit)
+    )
+    return list(rows)
 
 
 async def lock_account(db: AsyncSession, user_id: uuid.UUID) -> bool:

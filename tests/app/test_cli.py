@@ -145,7 +145,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 def test_real_server_over_tcp(server: tuple[str, Path]) -> None:
     base, log = server
-    with httpx.Client(base_url=base, timeout=10) as client:
+    with httpx.Client(base_url=base, timeout=60) as client:
         registered = client.post(
             "/auth/register", json={"email": "ada@example.com", "password": PASSWORD}
         )

@@ -117,6 +117,13 @@ def test_a_scaffolded_module_works_end_to_end(
     assert len(without.stderr.strip().splitlines()) == 1, without.stderr
     assert "notes_0001" in without.stderr
 
+    # Misreading "add notes to MODULES" as MODULES=notes: one line saying what is missing.
+    alone = _run(tree, ["app", "migrate"], _env(tree, MODULES="notes"))
+    assert alone.returncode == 1 and "Traceback" not in alone.stderr
+    assert alone.stderr.strip() == (
+        "gatehouse: module 'notes' requires module 'users': add 'users' to MODULES"
+    )
+
     # Its own tests, as `make test` runs them once MODULES names it: green, none skipped.
     tests = _run(tree, ["pytest", "tests/modules/notes", "-q", "-p", "no:cacheprovider"], env)
     assert tests.returncode == 0, tests.stdout[-3000:]

@@ -151,3 +151,26 @@ def test_invalid_value_is_one_line_naming_the_setting(monkeypatch: pytest.Monkey
         load_settings()
     assert "MAX_BODY_BYTES" in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "expected"),
+    [
+        ("127.0.0.1", 8000, "http://127.0.0.1:8000"),
+        ("127.0.0.1", 9123, "http://127.0.0.1:9123"),
+        ("0.0.0.0", 8080, "http://127.0.0.1:8080"),
+        ("::", 8080, "http://[::1]:8080"),
+        ("::1", 8001, "http://[::1]:8001"),
+        ("localhost", 8002, "http://localhost:8002"),
+    ],
+)
+def test_public_url_follows_host_and_port_unless_set(
+    monkeypatch: pytest.MonkeyPatch, host: str, port: int, expected: str
+) -> None:
+    """Mailed links point at the address this app serves: PORT=9123 used to mail :8000."""
+    monkeypatch.delenv("PUBLIC_URL", raising=False)
+    monkeypatch.setenv("HOST", host)
+    monkeypatch.setenv("PORT", str(port))
+    assert load_settings().effective_public_url == expected
+    monkeypatch.setenv("PUBLIC_URL", "https://auth.example.com/")
+    assert load_settings().effective_public_url == "https://auth.example.com"

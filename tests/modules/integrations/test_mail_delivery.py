@@ -51,9 +51,11 @@ async def test_forgot_password_mail_carries_a_link_whose_token_resets(
         mail = catcher.messages[0]
         assert mail["To"] == "ada@example.com"
         assert mail["Subject"] == "Reset your password"
-        body = mail.get_content()
-        link = next(line for line in body.splitlines() if "token=" in line)
-        assert link.startswith(f"{settings.public_url}/auth/reset-password?token=")
+        plain = mail.get_body(preferencelist=("plain",))
+        assert plain is not None
+        body = plain.get_content()
+        link = next(line.strip() for line in body.splitlines() if "token=" in line)
+        assert link.startswith(f"{settings.effective_public_url}/auth/reset-password?token=")
         token = parse_qs(urlsplit(link).query)["token"][0]
 
         reset = await client.post(

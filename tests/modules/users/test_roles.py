@@ -24,8 +24,9 @@ async def test_a_grant_and_its_removal_hold_on_the_next_request(
     ada, user = await account(client, "ada@example.com")
     target = f"/users/{ada['id']}"
 
-    refused = assert_problem(await client.get(target, headers=user), 403, "FORBIDDEN")
+    refused = assert_problem(await client.get("/users", headers=user), 403, "FORBIDDEN")
     assert "'users:read'" in refused["detail"]
+    assert_problem(await client.get(target, headers=user), 403, "FORBIDDEN")
 
     created = await client.post(
         "/roles", json={"name": "auditor", "permissions": ["users:read"]}, headers=root
@@ -37,6 +38,9 @@ async def test_a_grant_and_its_removal_hold_on_the_next_request(
     assert granted.json() == {"roles": ["auditor"]}
 
     # The same access token, issued before the grant: the check reads the roles live.
+    listed = await client.get("/users", headers=user)
+    assert listed.status_code == 200, listed.text
+    assert {u["email"] for u in listed.json()} == {"root@example.com", "ada@example.com"}
     allowed = await client.get(target, headers=user)
     assert allowed.status_code == 200, allowed.text
     assert allowed.json()["email"] == "ada@example.com"
@@ -50,13 +54,14 @@ async def test_a_grant_and_its_removal_hold_on_the_next_request(
 
     removed = await client.put(f"{target}/roles", json={"roles": []}, headers=root)
     assert removed.json() == {"roles": []}
+    assert_problem(await client.get("/users", headers=user), 403, "FORBIDDEN")
     assert_problem(await client.get(target, headers=user), 403, "FORBIDDEN")
 
     # Deleting the role ends every grant of it at once, too.
     await client.put(f"{target}/roles", json={"roles": ["auditor"]}, headers=root)
     assert (await client.get(target, headers=user)).status_code == 200
     assert (await client.delete("/roles/auditor", headers=root)).status_code == 204
-    assert_problem(await client.get(target, headers=user), 403, "FORBIDDEN")
+    assert_problem(await client.get("/users", headers=user), 403, "FORBIDDEN")
     assert (await client.get("/users/me/permissions", headers=user)).json() == {
         "roles": [],
         "permissions": [],

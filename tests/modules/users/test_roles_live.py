@@ -110,6 +110,7 @@ async def test_a_grant_through_one_process_holds_at_once_in_another(
         ada_id = (await b.get("/users/me", headers=ada)).json()["id"]
         target = f"/users/{ada_id}"
 
+        assert_problem(await b.get("/users", headers=ada), 403, "FORBIDDEN")
         assert_problem(await b.get(target, headers=ada), 403, "FORBIDDEN")
 
         created = await a.post(
@@ -118,6 +119,9 @@ async def test_a_grant_through_one_process_holds_at_once_in_another(
         assert created.status_code == 201, created.text
         granted = await a.put(f"{target}/roles", json={"roles": ["auditor"]}, headers=root)
         assert granted.status_code == 200, granted.text
+        listed = await b.get("/users", headers=ada)
+        assert listed.status_code == 200, listed.text
+        assert len(listed.json()) == 2
         allowed = await b.get(target, headers=ada)
         assert allowed.status_code == 200, allowed.text
         assert (await b.get("/users/me/permissions", headers=ada)).json() == {
@@ -127,6 +131,7 @@ async def test_a_grant_through_one_process_holds_at_once_in_another(
 
         removed = await a.put(f"{target}/roles", json={"roles": []}, headers=root)
         assert removed.status_code == 200, removed.text
+        assert_problem(await b.get("/users", headers=ada), 403, "FORBIDDEN")
         assert_problem(await b.get(target, headers=ada), 403, "FORBIDDEN")
 
 
