@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 UV_PIN := $(shell grep -E '^uv==' requirements.lock | cut -d' ' -f1)
 
-.PHONY: run dev test lint fmt migrate migration lock bench bench-auth test-postgres clean
+.PHONY: run dev serve-prod test lint fmt migrate migration lock bench bench-auth test-postgres clean openapi
 
 $(STAMP): requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,13 @@ venv: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/python -m app serve
+
+# Production: `make migrate` first (the deploy step), then e.g. `make serve-prod WORKERS=4`;
+# the settings (SECRET_KEY, PUBLIC_URL, DATABASE_URL, REDIS_URL, MAIL_URL, HOST) come from the
+# environment or .env. See the README's "Running in production".
+WORKERS ?= 2
+serve-prod: $(STAMP)
+	ENVIRONMENT=production $(BIN)/python -m app serve --workers $(WORKERS)
 
 # `make run` that restarts on every code change (development).
 dev: $(STAMP)
@@ -48,6 +55,11 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# Regenerate docs/openapi.json (the committed API contract) after changing a route or schema.
+# Refuses a breaking change that CHANGELOG.md does not quote (see scripts/openapi_contract.py).
+openapi: $(STAMP)
+	$(BIN)/python -m scripts.openapi_contract write
 
 # Regenerate the lock after changing pyproject.toml.
 lock: $(STAMP)

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
+from loguru import logger
+
 from app.loader import ModuleLoadError, load_modules
+from app.logging import setup_logging
 from app.settings import CoreSettings, SettingsError, load_settings
 
 
@@ -19,7 +24,7 @@ def _upgrade(settings: CoreSettings) -> bool:
     from app import migrations
 
     try:
-        migrations.upgrade(settings.database_url, settings.modules)
+        applied = migrations.upgrade(settings.database_url, settings.modules)
     except CommandError as exc:
         # Typically a revision of a module that is no longer in MODULES.
         print(
@@ -28,20 +33,70 @@ def _upgrade(settings: CoreSettings) -> bool:
             file=sys.stderr,
         )
         return False
+    if applied:
+        print(f"migrations applied: {', '.join(applied)}", file=sys.stderr)
+    else:
+        print("nothing to apply: the schema is at head", file=sys.stderr)
     return True
+
+
+DEFAULT_GRACEFUL_TIMEOUT = 30.0
 
 
 def _serve(args: argparse.Namespace, settings: CoreSettings) -> int:
     import uvicorn
 
-    if not args.no_migrate and not _upgrade(settings):
-        return 1
+    from app.database import is_sqlite
+
+    workers: int = args.workers
+    if workers > 1 and args.reload:
+        print(
+            "gatehouse: serve: --reload runs one process; drop --workers or --reload",
+            file=sys.stderr,
+        )
+        return 2
+    if workers > 1 and is_sqlite(settings.database_url):
+        # SQLite takes one writer at a time for the whole file: N processes would queue on
+        # its lock (past its busy timeout, "database is locked" and 503s), and each would
+        # count login limits on its own. Several workers is the PostgreSQL + Redis profile.
+        print(
+            f"gatehouse: serve: --workers {workers} needs PostgreSQL (DATABASE_URL="
+            "postgresql+asyncpg://…): SQLite allows one writer at a time, so several processes "
+            "would wait on each other's writes; serve SQLite with --workers 1",
+            file=sys.stderr,
+        )
+        return 2
+    # Every worker reads WEB_CONCURRENCY (settings.workers): the hashing threads share the cores.
+    os.environ["WEB_CONCURRENCY"] = str(workers)
+    # The app (each worker, the reloader's child) reads its settings again: --host/--port must
+    # reach it, or mailed links (PUBLIC_URL's default, http://HOST:PORT) name another port.
+    os.environ["HOST"] = args.host
+    os.environ["PORT"] = str(args.port)
+    if args.no_migrate:
+        os.environ["MIGRATE_ON_START"] = "false"
+    setup_logging(settings)
+    if workers > 1 and not settings.redis_url:
+        # Here, once, before the workers start (each would otherwise say it N times).
+        logger.warning(
+            "{} workers without REDIS_URL: login and registration limits are counted in each "
+            "process, so a client may get up to {}x the configured attempts; set REDIS_URL to "
+            "share them",
+            workers,
+            workers,
+        )
+    if workers == 1 and not args.reload:
+        # uvicorn re-raises the signal it shut down on, once the shutdown is complete, to the
+        # handler it found: a no-op here, so a graceful stop returns 0 (as the supervisor of
+        # several workers does) instead of dying of SIGTERM.
+        signal.signal(signal.SIGTERM, lambda *_: None)
     # log_config=None: our loguru set-up (app/logging.py) owns uvicorn's loggers.
     uvicorn.run(
         "app.main:app",
-        host=args.host or settings.host,
-        port=args.port or settings.port,
+        host=args.host,
+        port=args.port,
+        workers=workers,
         reload=args.reload,
+        timeout_graceful_shutdown=args.graceful_timeout,
         log_config=None,
         proxy_headers=False,
     )
@@ -56,7 +111,6 @@ def _migrate(args: argparse.Namespace, settings: CoreSettings) -> int:
     else:
         if not _upgrade(settings):
             return 1
-        print("migrations applied", file=sys.stderr)
     return 0
 
 
@@ -83,6 +137,13 @@ def _new_module(args: argparse.Namespace, _: CoreSettings) -> int:
     return 0
 
 
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {number})")
+    return number
+
+
 def build_parser(settings: CoreSettings) -> tuple[argparse.ArgumentParser, dict[str, object]]:
     parser = argparse.ArgumentParser(
         prog="python -m app",
@@ -98,13 +159,52 @@ def build_parser(settings: CoreSettings) -> tuple[argparse.ArgumentParser, dict[
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="apply migrations and serve the app")
-    serve.add_argument("--host", default=None)
-    serve.add_argument("--port", type=int, default=None)
-    serve.add_argument("--reload", action="store_true")
-    serve.add_argument("--no-migrate", action="store_true")
+    serve = commands.add_parser(
+        "serve",
+        help="serve the app with uvicorn (one process, or several with --workers)",
+        description="Serve the app with uvicorn. Development applies pending migrations at "
+        "start-up; production does not (run `python -m app migrate` first).",
+    )
+    serve.add_argument(
+        "--host", default=settings.host, help="address to bind (HOST; default: %(default)s)"
+    )
+    serve.add_argument(
+        "--port", type=int, default=settings.port, help="port to bind (PORT; default: %(default)s)"
+    )
+    serve.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=settings.workers,
+        help="worker processes, supervised by uvicorn (WEB_CONCURRENCY; default: %(default)s)."
+        " More than one needs PostgreSQL, and REDIS_URL to share rate limits",
+    )
+    serve.add_argument(
+        "--graceful-timeout",
+        type=float,
+        default=DEFAULT_GRACEFUL_TIMEOUT,
+        metavar="SECONDS",
+        help="on SIGTERM/SIGINT, how long in-flight requests may take to finish before they are "
+        "cut; then background tasks drain (up to 5 s) and pools close (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--reload",
+        action="store_true",
+        help="restart on code changes (development; one process only; default: off)",
+    )
+    serve.add_argument(
+        "--no-migrate",
+        action="store_true",
+        help="do not apply migrations at start-up (MIGRATE_ON_START=false; they are applied "
+        "by default in development only)",
+    )
 
-    migrate = commands.add_parser("migrate", help="apply every module's migrations")
+    migrate = commands.add_parser(
+        "migrate",
+        help="apply every module's pending migrations (production's deploy step)",
+        description="Apply every loaded module's pending migrations. Safe when several run at "
+        "once (replicas of one deploy): PostgreSQL takes an advisory lock, SQLite a file lock; "
+        "the later ones wait, then find nothing to do.",
+    )
     migrate.add_argument("--new", metavar="MESSAGE", help="autogenerate a revision instead")
     migrate.add_argument("--module", default="users", help="whose branch gets the revision")
 

@@ -1,21 +1,29 @@
 """Swagger UI and ReDoc with their assets served by the app (no CDN: works offline).
 
 The assets come from the installed `fastapi-offline` package; only its static folder is used.
+
+The Swagger page is FastAPI's, plus what its Authorize dialog needs for a password login:
+- only `username` and `password` show: OAuth2's client-credentials rows and the "Scopes are
+  used to…" text are hidden by CSS (Swagger UI has no option for either; the server ignores
+  client credentials and has no scopes);
+- its Logout also ends the session on the server: a plugin wraps Swagger UI's `logout` action
+  and POSTs to the operation whose id is `logout` with the token it held (Swagger's own Logout
+  only forgets the token);
+- a refused login shows the problem's `detail`: Swagger UI shows a failed token request's
+  OAuth2 `error_description`, which the login's problems carry.
 """
 
 from __future__ import annotations
 
+import html
+import json
 import os
 from os import PathLike
 from pathlib import Path
 
 import fastapi_offline
 from fastapi import FastAPI
-from fastapi.openapi.docs import (
-    get_redoc_html,
-    get_swagger_ui_html,
-    get_swagger_ui_oauth2_redirect_html,
-)
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
@@ -31,6 +39,77 @@ DOCS_CSP = (
     "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'"
 )
+
+
+# Swagger UI renders each dialog row as `div.wrapper > label[for=...]`.
+_AUTHORIZE_CSS = """
+.wrapper:has(> label[for="password_type"]),
+.wrapper:has(> label[for^="client_id_"]),
+.wrapper:has(> label[for^="client_secret_"]),
+.scope-def { display: none; }
+"""
+
+# Swagger UI's plugin API: wrapActions get the original action and the system.
+_LOGOUT_PLUGIN = """
+const RevokingLogout = () => ({
+  statePlugins: { auth: { wrapActions: {
+    logout: (original, system) => (names) => {
+      const paths = system.specSelectors.specJson().get("paths");
+      let logoutPath = null;
+      if (paths) paths.forEach((item, path) => item.forEach((operation) => {
+        if (operation && operation.get && operation.get("operationId") === "logout") {
+          logoutPath = path;
+        }
+      }));
+      const held = system.authSelectors.authorized();
+      (names || []).forEach((name) => {
+        const token = held && held.getIn([name, "token", "access_token"]);
+        if (token && logoutPath) {
+          fetch(logoutPath, { method: "POST", headers: { Authorization: "Bearer " + token } });
+        }
+      });
+      return original(names);
+    },
+  } } },
+});
+"""
+
+
+def swagger_ui_html(title: str, openapi_url: str, oauth2_redirect_url: str) -> str:
+    """FastAPI's Swagger page (get_swagger_ui_html) with the dialog's CSS and the logout
+    plugin: a plugin is a JavaScript function, which get_swagger_ui_html cannot pass."""
+    config = {
+        "url": openapi_url,
+        "dom_id": "#swagger-ui",
+        "layout": "BaseLayout",
+        "deepLinking": True,
+        "showExtensions": True,
+        "showCommonExtensions": True,
+        "persistAuthorization": True,
+        "oauth2RedirectUrl": oauth2_redirect_url,
+    }
+    return f"""<!DOCTYPE html>
+<html>
+<head>
+<link type="text/css" rel="stylesheet" href="{ASSETS_PATH}/swagger-ui.css">
+<link rel="shortcut icon" href="{ASSETS_PATH}/favicon.png">
+<title>{html.escape(title)}</title>
+<style>{_AUTHORIZE_CSS}</style>
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="{ASSETS_PATH}/swagger-ui-bundle.js"></script>
+<script>
+{_LOGOUT_PLUGIN}
+const config = {json.dumps(config)};
+window.ui = SwaggerUIBundle({{
+  ...config,
+  presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset],
+  plugins: [RevokingLogout],
+}});
+</script>
+</body>
+</html>"""
 
 
 def _with_csp(response: HTMLResponse) -> HTMLResponse:
@@ -63,17 +142,8 @@ def install_docs(app: FastAPI, title: str) -> None:
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
-        return _with_csp(
-            get_swagger_ui_html(
-                openapi_url=openapi_url,
-                title=f"{title} - Swagger UI",
-                oauth2_redirect_url=oauth2_redirect_url,
-                swagger_js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
-                swagger_css_url=f"{ASSETS_PATH}/swagger-ui.css",
-                swagger_favicon_url=f"{ASSETS_PATH}/favicon.png",
-                swagger_ui_parameters={"persistAuthorization": True},
-            )
-        )
+        page = swagger_ui_html(f"{title} - Swagger UI", openapi_url, oauth2_redirect_url)
+        return _with_csp(HTMLResponse(page))
 
     @app.get(oauth2_redirect_url, include_in_schema=False)
     async def swagger_ui_redirect() -> HTMLResponse:

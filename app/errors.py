@@ -7,6 +7,7 @@ unhandled. `app/openapi.py` documents the same shape.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from enum import Enum
 from http import HTTPStatus
@@ -61,18 +62,53 @@ CODE_DETAILS: dict[str, str] = {
 }
 
 
+# RFC 9110's reason phrases where they differ from Python 3.11's `HTTPStatus` (newer Pythons
+# use these): the same title on every interpreter, in answers and in the committed schema.
+_TITLES = {413: "Content Too Large", 422: "Unprocessable Content"}
+
+
+def problem_title(status: int) -> str:
+    return _TITLES.get(status) or HTTPStatus(status).phrase
+
+
+class ValidationIssue(BaseModel):
+    """One reason a request was refused with 422."""
+
+    loc: list[str] = Field(
+        description="Where: `body`, `query`, `path` or `header`, then the field's path.",
+        examples=[["body", "email"]],
+    )
+    msg: str = Field(examples=["Field required"])
+    type: str = Field(description="pydantic's error type.", examples=["missing"])
+
+
 class ProblemDetail(BaseModel):
-    """RFC 9457 problem details, with Gatehouse's `code` and `request_id`."""
+    """RFC 9457 problem details, with Gatehouse's `code` and `request_id`.
+
+    OpenAPI lists every `code` the API answers with (app/openapi.py builds the enum from
+    `known_codes()`); a client may still meet a new code after an upgrade and should fall
+    back on `status`.
+    """
 
     type: str = Field(default="about:blank", examples=["about:blank"])
     title: str = Field(examples=["Bad Request"])
     status: int = Field(examples=[400])
     detail: str = Field(examples=["A user with this email already exists."])
-    instance: str = Field(examples=["/auth/register"])
+    instance: str = Field(description="The request's path.", examples=["/auth/register"])
     code: str = Field(examples=["REGISTER_USER_ALREADY_EXISTS"])
     request_id: str | None = Field(default=None, examples=["3f1c2a9e8b7d4c6f"])
-    errors: list[dict[str, Any]] | None = Field(
+    errors: list[ValidationIssue] | None = Field(
         default=None, description="Validation failures (422 only)."
+    )
+    error: str | None = Field(
+        default=None,
+        description="OAuth2 error code (RFC 6749 §5.2), on failed logins only.",
+        examples=["invalid_grant"],
+    )
+    error_description: str | None = Field(
+        default=None,
+        description="The same text as `detail`, on failed logins only (OAuth2 clients and "
+        "Swagger's Authorize dialog show it).",
     )
 
 
@@ -83,6 +119,8 @@ class ProblemError(Exception):
     code: str = "BAD_REQUEST"
     detail: str | None = None
     headers: dict[str, str] | None = None
+    # Extension members added to the problem document (never replacing its own).
+    extra: dict[str, Any] | None = None
 
     def __init__(
         self,
@@ -103,6 +141,23 @@ class ProblemError(Exception):
         super().__init__(self.detail or self.code)
 
 
+def default_code(status: int) -> str:
+    return DEFAULT_CODES.get(status) or HTTPStatus(status).name
+
+
+def known_codes() -> set[str]:
+    """Every `code` the app knows it can answer: the defaults, the sentences above and every
+    `ProblemError` subclass imported so far (the modules' own errors, collected, not listed).
+    app/openapi.py adds the codes the routes document; the schema's enum is their union."""
+    codes = set(DEFAULT_CODES.values()) | set(CODE_DETAILS)
+    pending: list[type[ProblemError]] = [ProblemError]
+    while pending:
+        cls = pending.pop()
+        codes.add(cls.code)
+        pending.extend(cls.__subclasses__())
+    return codes
+
+
 def problem_response(
     request_path: str,
     status: int,
@@ -113,8 +168,8 @@ def problem_response(
     errors: list[dict[str, Any]] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
-    code = code or DEFAULT_CODES.get(status, HTTPStatus(status).name)
-    title = HTTPStatus(status).phrase
+    code = code or default_code(status)
+    title = problem_title(status)
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": title,
@@ -177,11 +232,16 @@ async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
 async def _problem_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)
     return problem_response(
-        request.url.path, exc.status_code, exc.code, exc.detail, headers=exc.headers
+        request.url.path,
+        exc.status_code,
+        exc.code,
+        exc.detail,
+        headers=exc.headers,
+        extra=exc.extra,
     )
 
 
-def _clean_validation_errors(errors: Any) -> list[dict[str, Any]]:
+def clean_validation_errors(errors: Any) -> list[dict[str, Any]]:
     # Never echo what was sent back (`input` may be a password); keep where and why.
     cleaned = []
     for error in errors:
@@ -195,12 +255,16 @@ def _clean_validation_errors(errors: Any) -> list[dict[str, Any]]:
     return cleaned
 
 
+def validation_detail(errors: list[dict[str, Any]]) -> str:
+    summary = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
+    return f"Invalid request: {summary}"
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = _clean_validation_errors(exc.errors())
-    summary = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
+    errors = clean_validation_errors(exc.errors())
     return problem_response(
-        request.url.path, 422, "VALIDATION_ERROR", f"Invalid request: {summary}", errors=errors
+        request.url.path, 422, "VALIDATION_ERROR", validation_detail(errors), errors=errors
     )
 
 
@@ -216,12 +280,62 @@ def is_database_unavailable(exc: BaseException) -> bool:
     )
 
 
+# SQLSTATEs of PostgreSQL for a table / a column that does not exist.
+_UNDEFINED_TABLE_OR_COLUMN = frozenset({"42P01", "42703"})
+
+
+def is_schema_behind(exc: BaseException) -> bool:
+    """A table or column the code needs does not exist: migrations were not applied."""
+    orig = getattr(exc, "orig", None)
+    if isinstance(exc, sa_exc.ProgrammingError):
+        return getattr(orig, "sqlstate", None) in _UNDEFINED_TABLE_OR_COLUMN
+    if isinstance(exc, sa_exc.OperationalError) and orig is not None:
+        return str(orig).startswith(("no such table", "no such column"))  # SQLite
+    return False
+
+
+async def log_database_error(app: Any, exc: BaseException) -> None:
+    """The one ERROR line for a database that refused a request: a schema behind the code
+    (naming the pending migrations and the command), or a database that cannot be reached.
+    Class names only: the message of a driver error may hold SQL and parameters."""
+    if not is_schema_behind(exc):
+        logger.error("database unavailable: {}", type(exc).__name__)
+        return
+    logger.error("database schema is behind the code: {}", await _schema_description(app))
+
+
+async def _schema_description(app: Any) -> str:
+    from app.migrations import MIGRATE_COMMAND
+
+    fallback = f"a table or column is missing; run `{MIGRATE_COMMAND}`"
+    state = getattr(app, "state", None)
+    inspector = getattr(state, "schema", None)
+    database = getattr(state, "database", None)
+    if inspector is None or database is None:
+        return fallback
+    try:
+        status = await asyncio.wait_for(inspector.check(database), 3)
+    except Exception:
+        return fallback
+    if status.at_head:
+        return (
+            "a table or column is missing although every migration is applied "
+            "(was the database changed by hand?)"
+        )
+    return str(status.describe())
+
+
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    # Class name only: the message of a driver error may hold SQL and parameters.
-    logger.error("database unavailable: {}", type(exc).__name__)
+    await log_database_error(request.app, exc)
     return problem_response(
         request.url.path, 503, "SERVICE_UNAVAILABLE", headers={"Retry-After": "5"}
     )
+
+
+async def _programming_error(request: Request, exc: Exception) -> JSONResponse:
+    if is_schema_behind(exc):
+        return await _database_unavailable(request, exc)
+    raise exc  # a bug in a query: the middleware logs it and answers 500
 
 
 def internal_error_response(request_path: str) -> JSONResponse:
@@ -235,3 +349,4 @@ def install_error_handlers(app: FastAPI) -> None:
     for exc_class in (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
         app.add_exception_handler(exc_class, _database_unavailable)
     app.add_exception_handler(ConnectionError, _database_unavailable)
+    app.add_exception_handler(sa_exc.ProgrammingError, _programming_error)

@@ -8,6 +8,7 @@ every private one behind the authenticating module's `current user` dependency (
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -16,7 +17,7 @@ from fastapi import FastAPI, Security
 from loguru import logger
 from pydantic_settings import BaseSettings
 
-from app import docs, health
+from app import docs, health, migrations
 from app.auth import has_security_scheme, nobody
 from app.background import BackgroundTasks
 from app.database import Database
@@ -26,7 +27,7 @@ from app.loader import LoadedModule, ModuleLoadError, check_permissions, load_mo
 from app.logging import setup_logging
 from app.middleware import RequestContextMiddleware
 from app.module import ModuleContext
-from app.openapi import install_openapi
+from app.openapi import install_openapi, operation_id
 from app.settings import CoreSettings, load_settings
 
 TITLE = "Gatehouse"
@@ -45,8 +46,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.migrates_on_start:
+            await _migrate_on_start(settings)
         database = Database(settings.database_url)
         app.state.database = database
+        app.state.schema = migrations.SchemaInspector(settings.database_url, settings.modules)
+        if not settings.migrates_on_start:
+            await _warn_if_schema_behind(app.state.schema, database)
         background = app.state.background = BackgroundTasks()
         async with AsyncExitStack() as stack:
             stack.push_async_callback(database.dispose)
@@ -82,6 +88,8 @@ def create_app(
         # No 307 to "http://<Host header>/path" for "/path/": a client would re-send the body
         # (a password) to whichever host the request named. "/path/" is a plain 404.
         redirect_slashes=False,
+        generate_unique_id_function=operation_id,
+        openapi_tags=_openapi_tags(loaded),
     )
     app.state.settings = settings
     app.state.events = events
@@ -98,6 +106,56 @@ def create_app(
     docs.install_docs(app, TITLE)
     install_openapi(app)
     return app
+
+
+HEALTH_TAG = {"name": "health", "description": "Liveness and readiness probes (no token)."}
+
+
+def _openapi_tags(loaded: list[LoadedModule]) -> list[dict[str, Any]]:
+    """The modules' tags in their order (MODULES order, dependencies first), health last."""
+    tags = [
+        {"name": name, "description": description}
+        for item in loaded
+        for name, description in item.module.tags.items()
+    ]
+    return [*tags, HEALTH_TAG]
+
+
+async def _migrate_on_start(settings: CoreSettings) -> None:
+    """Development (MIGRATE_ON_START): however the app is started (`make run`, `python -m app
+    serve`, bare `uvicorn app.main:app --reload`), a fresh checkout gets its schema. Alembic's
+    env runs its own event loop: in a thread. Concurrent starts are safe (app/migrations.py)."""
+    from alembic.util.exc import CommandError
+
+    try:
+        applied = await asyncio.to_thread(
+            migrations.upgrade, settings.database_url, settings.modules
+        )
+    except CommandError as exc:
+        logger.error(
+            "migrations at start-up failed: {} (was this database migrated with a module that "
+            "MODULES={} leaves out?)",
+            exc,
+            ",".join(settings.modules),
+        )
+        raise
+    if applied:
+        logger.info(
+            "migrations applied at start-up (MIGRATE_ON_START, on in development): {}",
+            ", ".join(applied),
+        )
+
+
+async def _warn_if_schema_behind(inspector: migrations.SchemaInspector, database: Database) -> None:
+    """Production does not migrate itself: say at once when the schema is behind the code
+    (readiness answers 503 meanwhile). The database being down is readiness's to report."""
+    try:
+        status = await asyncio.wait_for(inspector.check(database), 5)
+    except Exception as exc:
+        logger.warning("schema version not checked at start-up: {}", type(exc).__name__)
+        return
+    if not status.at_head:
+        logger.error("database schema is behind the code: {}", status.describe())
 
 
 def _current_user_dependency(loaded: list[LoadedModule]) -> Callable[..., Any]:

@@ -109,6 +109,8 @@ def _json_sink(message: Any) -> None:
         "time": record["time"].isoformat(),
         "level": record["level"].name,
         "logger": record["name"],
+        # Which worker process wrote it (`python -m app serve --workers N`).
+        "pid": record["process"].id,
         "message": record["message"],
     }
     payload.update({k: v for k, v in record["extra"].items() if v is not None})

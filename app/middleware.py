@@ -23,7 +23,13 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.context import request_id_var, user_id_var
-from app.errors import internal_error_response, is_database_unavailable, problem_response
+from app.errors import (
+    internal_error_response,
+    is_database_unavailable,
+    is_schema_behind,
+    log_database_error,
+    problem_response,
+)
 from app.request_text import unacceptable_text
 from app.security_headers import with_security_headers
 from app.settings import CoreSettings
@@ -154,8 +160,8 @@ class RequestContextMiddleware:
         except _ClientGone:
             status_code = CLIENT_CLOSED
         except Exception as exc:
-            if is_database_unavailable(exc):
-                logger.error("database unavailable: {}", type(exc).__name__)
+            if is_database_unavailable(exc) or is_schema_behind(exc):
+                await log_database_error(scope.get("app"), exc)
                 response = problem_response(
                     path, 503, "SERVICE_UNAVAILABLE", headers={"Retry-After": "5"}
                 )

@@ -84,6 +84,9 @@ class Module(Generic[SettingsT]):
     # by these and refuses a list that lacks one.
     requires: Sequence[str] = ()
     routers: Sequence[RouterSpec] = ()
+    # The OpenAPI tags of its routers, in the order a reader should meet them, with what each
+    # groups (Swagger shows the sections in this order, each with its description).
+    tags: Mapping[str, str] = field(default_factory=dict)
     lifespan: Callable[[ModuleContext[SettingsT]], AbstractAsyncContextManager[None]] | None = None
     readiness_checks: Mapping[str, ReadinessCheck] = field(default_factory=dict)
     # Alembic versions folder of this module (its own branch, labelled with the module name).

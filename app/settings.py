@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # RFC 7518 §3.2: an HS256 key must be at least as long as the hash output (256 bits).
@@ -66,6 +66,16 @@ class CoreSettings(BaseSettings):
     port: int = Field(default=8000, gt=0, lt=65536)
     # Where development keeps its generated secret key (and the default SQLite file).
     data_dir: Path = Path("data")
+    # Worker processes serving this app (`python -m app serve --workers N` sets it for them;
+    # uvicorn's own `--workers` reads the same variable). Shared cores and per-process state
+    # are sized by it: the hashing threads, whether a per-process cache is safe.
+    workers: int = Field(
+        default=1, ge=1, le=256, validation_alias=AliasChoices("WEB_CONCURRENCY", "workers")
+    )
+    # Apply pending migrations at start-up. Unset: on in development only (a fresh checkout
+    # works with bare `uvicorn app.main:app`); production migrates as a deploy step
+    # (`python -m app migrate`), never implicitly.
+    migrate_on_start: bool | None = None
 
     _split_modules = field_validator("modules", "trusted_proxies", mode="before")(_split_csv)
 
@@ -127,6 +137,12 @@ class CoreSettings(BaseSettings):
         if self.docs_enabled is not None:
             return self.docs_enabled
         return self.environment != "production"
+
+    @property
+    def migrates_on_start(self) -> bool:
+        if self.migrate_on_start is not None:
+            return self.migrate_on_start
+        return self.is_development
 
     @property
     def effective_public_url(self) -> str:

@@ -37,7 +37,8 @@ LOOKS_LIKE_A_COMMAND = re.compile(
 
 # How each command is exercised. "here": test_the_readme_commands_run below runs it; "ci":
 # .ci/run runs it; "recipe": a make target whose recipe `make -n` prints and checks (tools
-# that exist, modules that import), not run here (it rewrites files or needs wrk).
+# that exist, modules that import), not run here (it rewrites files or needs wrk; `make openapi`
+# is scripts/openapi_contract.py, which tests/test_openapi_snapshot.py drives).
 KNOWN: list[tuple[str, str]] = [
     (r"make run", "here"),
     (r"make dev", "here"),
@@ -53,10 +54,14 @@ KNOWN: list[tuple[str, str]] = [
     (r"printf .* \| \.venv/bin/python -m app create-superuser --email \S+", "here"),
     (r"(\.venv/bin/)?python -m app create-superuser --email \S+", "here"),
     (r"curl .*", "here"),
-    (r"(\.venv/bin/)?python -m app new-module \w+", "tests/app/test_scaffold.py"),
+    (r"(\.venv/bin/)?python -m app new-module \w+", "tests/app/test_scaffold.py::new-module"),
+    (r"(\.venv/bin/)?python -m app serve --workers \d+", "tests/app/test_workers.py::--workers"),
+    (r"(\.venv/bin/)?python -m app serve --help", "tests/app/test_serve.py::--help"),
     (r"make lint|make test|make test-postgres|\.ci/run", "ci"),
     (
-        r"make fmt|make lock|make bench|make bench-auth|make migration MODULE=\w+ MSG=\"[^\"]+\"",
+        r"make fmt|make lock|make bench|make bench-auth|make openapi"
+        r"|make migration MODULE=\w+ MSG=\"[^\"]+\""
+        r"|make serve-prod( WORKERS=\d+)?",
         "recipe",
     ),
 ]
@@ -102,8 +107,10 @@ def test_every_readme_command_is_exercised() -> None:
         if how == "ci":
             assert command == ".ci/run" or re.search(rf"^{re.escape(command)}$", ci, re.M), command
         elif how is not None and how.startswith("tests/"):
-            source = (ROOT / how).read_text()
-            assert "new-module" in source, (command, how)
+            # "tests/<file>::<needle>": that test file runs the command (it names the needle).
+            path, _, needle = how.partition("::")
+            source = (ROOT / path).read_text()
+            assert needle and needle in source, (command, how)
         elif how == "recipe":
             target = command.split()[1]
             dry = subprocess.run(

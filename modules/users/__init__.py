@@ -13,7 +13,7 @@ from modules.users.health import limiter_check
 from modules.users.mails import lifespan
 from modules.users.models import User
 from modules.users.permissions import PERMISSIONS, RequirePermission
-from modules.users.router import routers
+from modules.users.router import TAGS, routers
 from modules.users.settings import UsersSettings
 
 module = Module[UsersSettings](
@@ -22,6 +22,7 @@ module = Module[UsersSettings](
     # Mails (verification, reset) and the breached-password check go through integrations.
     requires=("integrations",),
     routers=routers,
+    tags=TAGS,
     lifespan=lifespan,
     readiness_checks={"limiter": limiter_check},
     migrations=Path(__file__).parent / "migrations",

@@ -47,7 +47,7 @@ class SessionTokenStrategy(Strategy[User, uuid.UUID]):
         if token in self._verified:
             return self._verified[token][1]
         try:
-            claims = read_access_token(self.service.runtime.secret, token)
+            claims = read_access_token(self.service.runtime.access_keys, token)
         except InvalidAccessToken:
             return None
         # Logout, password change and the like end the session: its tokens die at once.
@@ -80,7 +80,7 @@ class SessionTokenStrategy(Strategy[User, uuid.UUID]):
         claims = self.verified_claims(token)
         if claims is None:
             try:
-                claims = read_access_token(self.service.runtime.secret, token)
+                claims = read_access_token(self.service.runtime.access_keys, token)
             except InvalidAccessToken:
                 return
         await self.service.end(claims.session_id, user.id, reason="logout")

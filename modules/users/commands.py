@@ -23,7 +23,7 @@ from app.settings import CoreSettings
 from modules.users.manager import UserManager
 from modules.users.models import User
 from modules.users.runtime import open_runtime
-from modules.users.schemas import UserCreate
+from modules.users.schemas import SuperuserCreate
 from modules.users.settings import UsersSettings
 from modules.users.users_repository import UserDatabase
 
@@ -87,16 +87,14 @@ async def _create(email: str, password: str, core: CoreSettings, settings: Users
         # Its own unit of work: committed when the user is created, rolled back otherwise.
         async with open_runtime(core, settings) as runtime, unit_of_work(database) as session:
             manager = UserManager(UserDatabase(session), runtime)
-            return await manager.create(
-                UserCreate(email=email, password=password, is_superuser=True, is_verified=True)
-            )
+            return await manager.create(SuperuserCreate(email=email, password=password))  # type: ignore[type-var]
     finally:
         await database.dispose()
 
 
 def _create_superuser(email: str, core: CoreSettings, settings: UsersSettings) -> User:
     try:
-        UserCreate.model_validate({"email": email, "password": "x" * 8})
+        SuperuserCreate.model_validate({"email": email, "password": "x" * 8})
     except ValidationError as exc:  # the address, before a password is asked for
         raise CommandFailed(_field_errors(exc)) from None
     password = _read_password()

@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from app.database import CommitsBeforeRaising
-from app.errors import ProblemError
+from app.errors import CODE_DETAILS, ProblemError
 
 
 class UsersError(ProblemError):
     """Base of the users module's client-visible errors."""
+
+
+def oauth2_error(error: ProblemError | type[ProblemError]) -> dict[str, Any]:
+    """OAuth2's error members (RFC 6749 §5.2) beside the problem's own, on login refusals:
+    Swagger's Authorize dialog shows `error_description`, where it would show only the
+    status text."""
+    kind = "invalid_grant" if error.status_code == 400 else "invalid_request"
+    return {"error": kind, "error_description": error.detail or error.code}
+
+
+class LoginBadCredentials(UsersError):
+    """fastapi-users' code, which clients already know."""
+
+    status_code = 400
+    code = "LOGIN_BAD_CREDENTIALS"
+    detail = CODE_DETAILS["LOGIN_BAD_CREDENTIALS"]
+    extra = {"error": "invalid_grant", "error_description": detail}
 
 
 class RefreshTokenInvalid(UsersError):

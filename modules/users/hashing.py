@@ -36,13 +36,15 @@ T = TypeVar("T")
 THREAD_NAME_PREFIX = "password-hash"
 
 
-def default_workers() -> int:
-    """One core is left to the event loop: max(1, usable cores - 1)."""
+def default_workers(processes: int = 1) -> int:
+    """One core is left to the event loops, the rest shared among the worker processes
+    (WEB_CONCURRENCY): max(1, (usable cores - 1) // processes). Without the division, N
+    processes would each start cores - 1 threads and hashes would fight for the cores."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 1
-    return max(1, cores - 1)
+    return max(1, (cores - 1) // max(1, processes))
 
 
 def default_password_hash() -> PasswordHash:

@@ -11,11 +11,12 @@ from fastapi import FastAPI, Request
 from app.events import EventHub
 from app.logging import register_secret
 from app.module import ModuleContext
-from app.settings import CoreSettings
-from modules.users.hashing import PasswordHasher
+from app.settings import CoreSettings, SettingsError
+from modules.users.hashing import PasswordHasher, default_workers
 from modules.users.passwords import PasswordPolicy
 from modules.users.ratelimit import AuthLimiter
 from modules.users.settings import UsersSettings
+from modules.users.signing_keys import AccessTokenKeys, KeyFileError, load_access_token_keys
 from modules.users.strength import StrengthChecker
 
 
@@ -23,6 +24,8 @@ from modules.users.strength import StrengthChecker
 class UsersRuntime:
     settings: UsersSettings
     secret: str
+    # What signs and verifies access tokens (the secret, or key files), and the JWKS.
+    access_keys: AccessTokenKeys
     public_url: str
     policy: PasswordPolicy
     hasher: PasswordHasher
@@ -45,8 +48,10 @@ async def open_runtime(
     Used by the lifespan and by the create-superuser command (no app: no Redis circuit)."""
     secret = core.signing_key
     register_secret(secret)
+    access_keys = open_access_keys(core, settings, secret)
     hasher = PasswordHasher(
-        workers=settings.password_hash_workers or None,
+        # Unset: the cores shared among the worker processes (WEB_CONCURRENCY).
+        workers=settings.password_hash_workers or default_workers(core.workers),
         nice_increment=settings.password_hash_nice,
     )
     # zxcvbn in its own process(es): a costly check never holds the threads logins hash in.
@@ -59,6 +64,7 @@ async def open_runtime(
         yield UsersRuntime(
             settings=settings,
             secret=secret,
+            access_keys=access_keys,
             public_url=core.effective_public_url,
             policy=PasswordPolicy(
                 settings.password_min_length,
@@ -75,6 +81,22 @@ async def open_runtime(
         await limiter.close()
         strength.close()
         hasher.close()
+
+
+def open_access_keys(core: CoreSettings, settings: UsersSettings, secret: str) -> AccessTokenKeys:
+    """Read the key files (the settings checked them); outside production a missing private key
+    is generated into DATA_DIR, like the secret key."""
+    try:
+        return load_access_token_keys(
+            settings.access_token_algorithm,
+            secret,
+            settings.access_token_private_key_file,
+            settings.access_token_previous_key_files,
+            settings.access_token_next_key_file,
+            development_data_dir=None if core.environment == "production" else core.data_dir,
+        )
+    except KeyFileError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 @asynccontextmanager

@@ -11,12 +11,23 @@ from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
+    EmailStr,
     Field,
     StringConstraints,
     field_validator,
 )
 
 from modules.users.emails import canonical_email
+from modules.users.settings import UsersSettings
+
+# The password rule as the default settings state it (PASSWORD_MIN_LENGTH may raise it).
+PASSWORD_MIN_LENGTH = UsersSettings.model_fields["password_min_length"].default
+PASSWORD_MAX_LENGTH = UsersSettings.model_fields["password_max_length"].default
+PASSWORD_RULE = (
+    f"At least {PASSWORD_MIN_LENGTH} characters (PASSWORD_MIN_LENGTH), "
+    f"at most {PASSWORD_MAX_LENGTH}; not built from the email address; not among the most "
+    "common or breached passwords."
+)
 
 
 class UserRead(schemas.BaseUser[uuid.UUID]):
@@ -53,7 +64,13 @@ class UserAdminRead(UserRead):
         return value
 
 
-class UserCreate(schemas.BaseUserCreate):
+class UserCreate(schemas.CreateUpdateDictModel):
+    """What a client sends to register: an email and a password, nothing else. The server owns
+    `is_active`, `is_superuser` and `is_verified` (sent anyway, they are ignored)."""
+
+    email: EmailStr
+    password: str = Field(description=PASSWORD_RULE)
+
     @field_validator("email", mode="after")
     @classmethod
     def _canonical(cls, value: str) -> str:
@@ -67,6 +84,55 @@ class UserCreate(schemas.BaseUserCreate):
             "examples": [{"email": "ada@example.com", "password": "correct horse battery staple"}]
         },
     )
+
+
+class SuperuserCreate(UserCreate):
+    """`python -m app create-superuser` only: never a request body."""
+
+    is_active: bool = True
+    is_superuser: bool = True
+    is_verified: bool = True
+
+    def create_update_dict_superuser(self) -> dict[str, Any]:
+        # fastapi-users dumps only the fields that were set: these defaults are the point.
+        return self.model_dump()
+
+
+class LoginForm(BaseModel):
+    """OAuth2's password-grant form (RFC 6749 §4.3.2), reduced to what the server reads: other
+    fields (`grant_type`, `scope`, client credentials), sent by OAuth2 clients, are ignored."""
+
+    username: str = Field(description="The account's email address.", examples=["ada@example.com"])
+    password: str = Field(examples=["correct horse battery staple"])
+
+
+class ForgotPasswordRequest(BaseModel):
+    email: EmailStr = Field(description="Where the reset link goes, if an account has it.")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"email": "ada@example.com"}]})
+
+
+class ResetPasswordRequest(BaseModel):
+    token: str = Field(description="From the reset mail.")
+    password: str = Field(description=PASSWORD_RULE)
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"token": "eyJhbGciOiJIUzI1NiJ9…", "password": "a new long passphrase"}]
+        }
+    )
+
+
+class VerifyTokenRequest(BaseModel):
+    email: EmailStr = Field(description="Where the verification link goes, if unverified.")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"email": "ada@example.com"}]})
+
+
+class VerifyRequest(BaseModel):
+    token: str = Field(description="From the verification mail.")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"token": "eyJhbGciOiJIUzI1NiJ9…"}]})
 
 
 def _without_current_password(update: dict[str, Any]) -> dict[str, Any]:
@@ -257,4 +323,44 @@ class MyPermissions(BaseModel):
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"roles": ["auditor"], "permissions": ["users:read"]}]}
+    )
+
+
+class JsonWebKey(BaseModel):
+    """A public key that verifies access tokens (RFC 7517). Public members only."""
+
+    kty: Literal["EC", "OKP", "RSA"]
+    kid: str = Field(description="RFC 7638 thumbprint; the `kid` header of the tokens it signs.")
+    alg: Literal["ES256", "EdDSA", "RS256"] = Field(description="The one algorithm it verifies.")
+    use: Literal["sig"]
+    crv: str | None = Field(default=None, description="EC and OKP keys: P-256 or Ed25519.")
+    x: str | None = None
+    y: str | None = None
+    n: str | None = Field(default=None, description="RSA keys: modulus.")
+    e: str | None = Field(default=None, description="RSA keys: public exponent.")
+
+
+class JsonWebKeySet(BaseModel):
+    """The keys other services verify access tokens with: current, next and previous."""
+
+    keys: list[JsonWebKey]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "keys": [
+                        {
+                            "kty": "EC",
+                            "kid": "q1GzJQq2x9qGv0o9m3zRr3pW9Q9Yk4Jv2mXJ4r5b6cM",
+                            "alg": "ES256",
+                            "use": "sig",
+                            "crv": "P-256",
+                            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+                            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
+                        }
+                    ]
+                }
+            ]
+        }
     )

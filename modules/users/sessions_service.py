@@ -31,6 +31,7 @@ from modules.users.exceptions import (
     RefreshTokenOfInactiveUser,
     RefreshTokenReused,
 )
+from modules.users.grants import token_grants
 from modules.users.models import LoginSession, User
 from modules.users.runtime import UsersRuntime, get_runtime
 from modules.users.tokens import (
@@ -61,13 +62,23 @@ class SessionService:
         self.db = db
         self.runtime = runtime
 
-    def _issue(self, login: LoginSession, refresh_token: str, now: datetime) -> IssuedTokens:
+    async def _issue(self, login: LoginSession, refresh_token: str, now: datetime) -> IssuedTokens:
         # An access token never outlives its session.
         expires_at = min(
             now + timedelta(seconds=self.runtime.settings.access_token_ttl),
             as_utc(login.expires_at),
         )
-        access = issue_access_token(self.runtime.secret, login.user_id, login.id, now, expires_at)
+        # roles and scope as of now, for services that verify the token offline.
+        grants = await token_grants(self.db, login.user_id)
+        access = issue_access_token(
+            self.runtime.access_keys,
+            login.user_id,
+            login.id,
+            now,
+            expires_at,
+            roles=grants.roles,
+            scope=grants.scope,
+        )
         return IssuedTokens(
             access_token=access,
             refresh_token=refresh_token,
@@ -111,7 +122,7 @@ class SessionService:
             ).info("login session revoked")
             ended = SessionRevoked(user_id=user.id, session_id=session_id, reason="session cap")
             publish_after_commit(self.db, ended)
-        return self._issue(login, refresh_token, now)
+        return await self._issue(login, refresh_token, now)
 
     async def refresh(self, refresh_token: str) -> IssuedTokens:
         """One conditional UPDATE of the session row, nothing else written (but for the first
@@ -162,7 +173,7 @@ class SessionService:
         logger.bind(user_id=str(login.user_id), session_id=str(login.id)).info(
             "refresh token rotated"
         )
-        return self._issue(login, new_token, now)
+        return await self._issue(login, new_token, now)
 
     async def _reuse_of_old_format(self, token_hash: str, now: datetime) -> None:
         """An old-format token rotated away before: its row marks reuse (raises if so)."""

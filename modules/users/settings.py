@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from app.settings import SettingsError
+from modules.users.signing_keys import ASYMMETRIC, Algorithm, KeyFileError, load_access_token_keys
 
 
 class UsersSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     access_token_ttl: int = Field(default=900, gt=0, description="seconds")
+    # HS256: signed with SECRET_KEY, only Gatehouse verifies. ES256 / EdDSA / RS256: signed with
+    # ACCESS_TOKEN_PRIVATE_KEY_FILE, verifiable by anyone through /.well-known/jwks.json.
+    access_token_algorithm: Algorithm = "HS256"  # noqa: S105 - an algorithm name
+    # PKCS#8 PEM. Unset outside production: one is generated into DATA_DIR (mode 600).
+    access_token_private_key_file: Path | None = None
+    # Rotation: keys that signed before (still verify, still in the JWKS), comma-separated, and
+    # the key that will sign next (in the JWKS before it signs). Private or public PEM files.
+    access_token_previous_key_files: Annotated[list[Path], NoDecode] = Field(default=[])
+    access_token_next_key_file: Path | None = None
     refresh_token_ttl: int = Field(
         default=2_592_000, gt=0, description="absolute lifetime of a login session, seconds"
     )
@@ -32,7 +46,8 @@ class UsersSettings(BaseSettings):
     password_max_length: int = Field(default=128, ge=8, le=1024)
     # zxcvbn score 0..4; 0 turns the strength check off.
     password_min_score: int = Field(default=2, ge=0, le=4)
-    # Threads that hash passwords (argon2id), away from the event loop; 0: cores - 1 (min 1).
+    # Threads that hash passwords (argon2id), away from the event loop, per process; 0: the
+    # cores minus one shared among the worker processes, max(1, (cores - 1) // WEB_CONCURRENCY).
     password_hash_workers: int = Field(default=0, ge=0, le=64)
     # How much those threads lower their own priority (nice increment, Linux).
     password_hash_nice: int = Field(default=10, ge=0, le=19)
@@ -49,6 +64,16 @@ class UsersSettings(BaseSettings):
     reset_password_url_template: str | None = None
     verify_url_template: str | None = None
     email_undo_url_template: str | None = None
+
+    # The core setting, read here too: production refuses to generate a signing key.
+    environment: Literal["development", "test", "production"] = "development"
+
+    @field_validator("access_token_previous_key_files", mode="before")
+    @classmethod
+    def _split_paths(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
 
     @field_validator(
         "reset_password_url_template",
@@ -71,4 +96,37 @@ class UsersSettings(BaseSettings):
     def _lengths_in_order(self) -> UsersSettings:
         if self.password_min_length > self.password_max_length:
             raise ValueError("PASSWORD_MIN_LENGTH must not exceed PASSWORD_MAX_LENGTH")
+        return self
+
+    @model_validator(mode="after")
+    def _key_files_usable(self) -> UsersSettings:
+        """Every key file is read at start-up, so a bad one stops the start with its name."""
+        algorithm = self.access_token_algorithm
+        if (
+            algorithm in ASYMMETRIC
+            and self.access_token_private_key_file is None
+            and self.environment == "production"
+        ):
+            raise SettingsError(
+                f"ACCESS_TOKEN_ALGORITHM={algorithm} needs ACCESS_TOKEN_PRIVATE_KEY_FILE when "
+                "ENVIRONMENT=production (a PKCS#8 PEM private key; development generates one)"
+            )
+        if algorithm not in ASYMMETRIC and self.access_token_private_key_file is not None:
+            # Most likely a forgotten ACCESS_TOKEN_ALGORITHM: HS256 would sign, silently.
+            raise SettingsError(
+                "ACCESS_TOKEN_PRIVATE_KEY_FILE is set but ACCESS_TOKEN_ALGORITHM=HS256 signs "
+                "with SECRET_KEY: set ACCESS_TOKEN_ALGORITHM to ES256, EdDSA or RS256 (or list "
+                "the key in ACCESS_TOKEN_PREVIOUS_KEY_FILES when switching back to HS256)"
+            )
+        try:
+            # No data folder here: a generated development key is the runtime's business.
+            load_access_token_keys(
+                algorithm if self.access_token_private_key_file is not None else "HS256",
+                "",
+                self.access_token_private_key_file,
+                self.access_token_previous_key_files,
+                self.access_token_next_key_file,
+            )
+        except KeyFileError as exc:
+            raise SettingsError(str(exc)) from None
         return self

@@ -1,10 +1,17 @@
 """Access tokens (signed JWTs) and refresh tokens (opaque random strings), nothing else.
 
-Access tokens are HS256 JWTs with the algorithm pinned. They carry a type marker in two
-places, the audience `gatehouse:access` and the claim `typ: "access"` (plus the header
-`typ: at+jwt`, RFC 9068), so fastapi-users' reset and verify tokens, signed with the same
-secret but for other audiences, can never pass as one (RFC 8725 §3.11). Only the key given
-here is used: `jku`, `x5u`, `jwk` and `kid` headers are never looked at.
+Access tokens are JWTs signed as ACCESS_TOKEN_ALGORITHM says (HS256 with the secret by
+default; ES256, EdDSA or RS256 with a private key, see signing_keys.py), the algorithm pinned
+per key. They carry a type marker in two places, the audience `gatehouse:access` and the claim
+`typ: "access"` (plus the header `typ: at+jwt`, RFC 9068), so fastapi-users' reset and verify
+tokens, signed with the same secret but for other audiences, can never pass as one (RFC 8725
+§3.11). Only keys configured here are used: `jku`, `x5u` and `jwk` headers are never looked at,
+and `kid` only selects among the configured public keys (an unknown one is refused). HS256
+tokens carry no `kid` and are verified with the secret only while HS256 signs.
+
+They also carry `roles` and `scope` (space-separated permissions, RFC 9068 §2.2.3) as of their
+issue, for services that verify offline; Gatehouse itself checks the session (and permissions)
+live on every request.
 
 Refresh tokens are opaque to clients: base64url of (version, session id, generation, 128
 random bits) and an HMAC-SHA256 tag over them (truncated to 128 bits), under a key derived from
@@ -25,12 +32,16 @@ import hmac
 import secrets
 import struct
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import jwt
 
-ALGORITHM = "HS256"
+from modules.users.signing_keys import AccessTokenKeys
+
+ALGORITHM = "HS256"  # the default, and the only algorithm of tokens without a `kid`
 ISSUER = "gatehouse"
 ACCESS_AUDIENCE = "gatehouse:access"
 ACCESS_TYPE = "access"
@@ -59,11 +70,13 @@ class AccessClaims:
 
 
 def issue_access_token(
-    secret: str,
+    keys: AccessTokenKeys,
     user_id: uuid.UUID,
     session_id: uuid.UUID,
     issued_at: datetime,
     expires_at: datetime,
+    roles: Sequence[str] = (),
+    scope: str = "",
 ) -> str:
     payload = {
         "sub": str(user_id),
@@ -74,17 +87,50 @@ def issue_access_token(
         "jti": uuid.uuid4().hex,
         "sid": str(session_id),
         "typ": ACCESS_TYPE,
+        "roles": list(roles),
+        "scope": scope,
     }
-    return jwt.encode(payload, secret, algorithm=ALGORITHM, headers={"typ": ACCESS_HEADER_TYPE})
+    if keys.private_key is None:
+        return jwt.encode(
+            payload, keys.secret, algorithm=ALGORITHM, headers={"typ": ACCESS_HEADER_TYPE}
+        )
+    return jwt.encode(
+        payload,
+        keys.private_key,
+        algorithm=keys.algorithm,
+        headers={"typ": ACCESS_HEADER_TYPE, "kid": keys.kid},
+    )
 
 
-def read_access_token(secret: str, token: str) -> AccessClaims:
+def _verifying_key(keys: AccessTokenKeys, token: str) -> tuple[Any, str]:
+    """The key and the one algorithm that may verify this token, chosen by its `kid` alone."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise InvalidAccessToken(type(exc).__name__) from None
+    kid = header.get("kid")
+    if kid is None:
+        if keys.algorithm != ALGORITHM:
+            raise InvalidAccessToken("no kid")  # HS256 tokens stop verifying at a switch
+        return keys.secret, ALGORITHM
+    found = keys.by_kid.get(kid)
+    if found is None:
+        raise InvalidAccessToken("unknown kid")
+    return found.public_key, found.algorithm
+
+
+def read_access_token(keys: AccessTokenKeys, token: str) -> AccessClaims:
     """Check signature, algorithm, audience, issuer, exp, nbf (when present) and the type."""
+    if keys.by_kid:
+        key, algorithm = _verifying_key(keys, token)
+    else:
+        # HS256 and no key files: the secret or nothing (no header to look at first).
+        key, algorithm = keys.secret, ALGORITHM
     try:
         decoded = jwt.api_jwt.decode_complete(
             token,
-            secret,
-            algorithms=[ALGORITHM],  # the allowlist: `none`, HS512, RS256… are all refused
+            key,
+            algorithms=[algorithm],  # the allowlist of this key: `none`, HS512… are all refused
             audience=ACCESS_AUDIENCE,
             issuer=ISSUER,
             options={"require": REQUIRED_CLAIMS},
@@ -92,8 +138,10 @@ def read_access_token(secret: str, token: str) -> AccessClaims:
     except jwt.PyJWTError as exc:
         raise InvalidAccessToken(type(exc).__name__) from None
     header, claims = decoded["header"], decoded["payload"]
-    if header.get("alg") != ALGORITHM or claims.get("typ") != ACCESS_TYPE:
+    if header.get("alg") != algorithm or claims.get("typ") != ACCESS_TYPE:
         raise InvalidAccessToken("not an access token")
+    if algorithm == ALGORITHM and "kid" in header:
+        raise InvalidAccessToken("an HS256 token with a kid")
     try:
         return AccessClaims(
             user_id=uuid.UUID(str(claims["sub"])),

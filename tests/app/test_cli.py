@@ -182,3 +182,52 @@ def test_real_server_over_tcp(server: tuple[str, Path]) -> None:
     assert any(line.get("path") == "/auth/jwt/login" for line in tagged)
     text = log.read_text()
     assert PASSWORD not in text and token not in text and TEST_SECRET not in text
+
+
+def test_serve_port_reaches_the_mailed_links(tmp_path: Path) -> None:
+    """`serve --port P` with no PORT set: the mailed link names P (PUBLIC_URL's default is the
+    served address), and opening it gives the reset page."""
+    port = free_port()
+    env = _env(tmp_path)
+    assert _run(["app", "migrate"], env).returncode == 0
+    log = tmp_path / "serve.log"
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app", "serve", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/health/live", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.1)
+        with httpx.Client(base_url=base, timeout=60) as client:
+            body = {"email": "ada@example.com", "password": PASSWORD}
+            assert client.post("/auth/register", json=body).status_code == 201
+            asked = client.post("/auth/forgot-password", json={"email": "ada@example.com"})
+            assert asked.status_code == 202
+            deadline = time.monotonic() + 60
+            while "/auth/reset-password?token=" not in log.read_text():
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.2)
+            link = next(
+                line.strip()
+                for line in log.read_text().splitlines()
+                if "/auth/reset-password?token=" in line
+            )
+            assert link.startswith(f"{base}/auth/reset-password?token="), link
+            page = client.get(link)
+            assert page.status_code == 200 and "<form" in page.text
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

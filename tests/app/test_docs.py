@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import pathlib
 import re
 import secrets
+import shutil
+import subprocess
 
 import httpx
 import pytest
@@ -11,7 +15,7 @@ import pytest
 from app.factory import create_app
 from app.settings import CoreSettings
 from modules.integrations.settings import IntegrationsSettings
-from tests.helpers import PASSWORD, bearer, register
+from tests.helpers import PASSWORD, bearer, login, register
 
 
 async def test_docs_pages_use_only_local_assets(client: httpx.AsyncClient) -> None:
@@ -122,3 +126,74 @@ async def test_production_serves_docs_only_when_enabled(
             assert (await c.get("/health/live")).status_code == 200
             answer = await c.post("/auth/jwt/login", data={"username": "a@b.co", "password": "x"})
             assert answer.status_code == 400
+
+
+async def test_authorize_dialog_shows_only_username_and_password(
+    client: httpx.AsyncClient,
+) -> None:
+    """Swagger UI has no option to hide OAuth2's client rows: the page's CSS hides each row
+    (`div.wrapper` holding the label) and the scopes text, and nothing else."""
+    html = (await client.get("/docs")).text
+    style = html.split("<style>", 1)[1].split("</style>", 1)[0]
+    hidden = re.findall(r'label\[for\^?="([^"]+)"\]', style)
+    assert sorted(hidden) == ["client_id_", "client_secret_", "password_type"]
+    assert ".scope-def" in style
+    assert "oauth_username" not in style and "oauth_password" not in style
+
+
+_RUN_LOGOUT_PLUGIN = """
+// Swagger UI's state is Immutable.js; these stand-ins have the few methods the plugin calls.
+const map = (entries) => ({
+  get: (key) => entries[key],
+  forEach: (fn) => Object.entries(entries).forEach(([k, v]) => fn(v, k)),
+});
+const calls = [];
+globalThis.fetch = (url, init) => { calls.push({ url, init }); return Promise.resolve(); };
+const spec = JSON.parse(process.argv[2]);
+const paths = map(Object.fromEntries(Object.entries(spec.paths).map(([path, item]) =>
+  [path, map(Object.fromEntries(Object.entries(item).map(([m, op]) => [m, map(op)])))])));
+const token = process.argv[3];
+const system = {
+  specSelectors: { specJson: () => map({ paths }) },
+  authSelectors: { authorized: () => ({
+    getIn: ([name, key, field]) => (name === "OAuth2PasswordBearer" ? token : undefined),
+  }) },
+};
+let forgotten = null;
+const plugin = RevokingLogout();
+plugin.statePlugins.auth.wrapActions.logout((names) => { forgotten = names; }, system)(
+  ["OAuth2PasswordBearer"]);
+console.log(JSON.stringify({ calls, forgotten }));
+"""
+
+
+async def test_swagger_logout_ends_the_session(
+    client: httpx.AsyncClient, tmp_path: pathlib.Path
+) -> None:
+    """The page's logout plugin, run by node with the served schema and a real token: it
+    POSTs to the `logout` operation with the token; that request ends the session."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed (needed to run the page's plugin)")
+    html = (await client.get("/docs")).text
+    plugin = re.search(r"(const RevokingLogout = .*?\n\}\);)", html, re.S)
+    assert plugin, "the page has no logout plugin"
+    script = tmp_path / "logout.js"
+    script.write_text(plugin.group(1) + _RUN_LOGOUT_PLUGIN)
+    schema = (await client.get("/openapi.json")).json()
+    await register(client, "ada@example.com")
+    token = (await login(client, "ada@example.com"))["access_token"]
+    ran = subprocess.run(
+        [node, str(script), json.dumps(schema), token],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    result = json.loads(ran.stdout)
+    assert result["forgotten"] == ["OAuth2PasswordBearer"]  # Swagger's own logout still runs
+    [call] = result["calls"]
+    assert call["init"]["method"] == "POST"
+    answer = await client.post(call["url"], headers=call["init"]["headers"])
+    assert answer.status_code == 204
+    assert (await client.get("/users/me", headers=bearer(token))).status_code == 401

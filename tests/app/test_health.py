@@ -20,6 +20,17 @@ async def test_ready_reports_the_database(client: httpx.AsyncClient) -> None:
     body = response.json()
     assert body["status"] == "ok"
     assert body["checks"]["database"] == {"status": "ok"}
+    assert body["checks"]["schema"] == {"status": "ok"}
+
+
+async def test_ready_has_one_line_per_check(client: httpx.AsyncClient) -> None:
+    """Database, schema, the limiter's store, the circuits: one entry each."""
+    checks = (await client.get("/health/ready")).json()["checks"]
+    assert set(checks) == {"database", "schema", "users.limiter", "integrations.circuits"}
+    assert checks["users.limiter"] == {"status": "ok", "detail": {"store": "memory"}}
+    assert all(
+        state == {"state": "closed"} for state in checks["integrations.circuits"]["detail"].values()
+    )
 
 
 async def test_degraded_check_keeps_200_and_failing_check_is_503(

@@ -70,7 +70,7 @@ async def my_permissions(
 
 @router.get(
     "/{id}",
-    name="users:user",
+    name="users:get_user",
     summary="Read an account (users:read)",
     responses={**problem_examples(403, MissingPermission), **_NOT_FOUND},
 )
@@ -80,7 +80,7 @@ async def get_user(_caller: UsersReader, account: Account) -> UserRead:
 
 @router.patch(
     "/{id}",
-    name="users:patch_user",
+    name="users:update_user",
     summary="Update an account (users:write; a superuser's account or is_superuser: superuser)",
     responses={
         **problem_examples(

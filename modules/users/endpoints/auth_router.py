@@ -5,15 +5,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi import APIRouter, Form, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
-from fastapi_users.router.common import ErrorCode
 
 from app.net import client_address
 from modules.users.dependencies import CurrentLogin, UserManagerDep
 from modules.users.endpoints.responses import problem_examples
-from modules.users.exceptions import RateLimited, RefreshTokenInvalid, RefreshTokenReused
-from modules.users.schemas import RefreshRequest, TokenPair
+from modules.users.exceptions import (
+    LoginBadCredentials,
+    RateLimited,
+    RefreshTokenInvalid,
+    RefreshTokenReused,
+    oauth2_error,
+)
+from modules.users.schemas import LoginForm, RefreshRequest, TokenPair
 from modules.users.sessions_service import IssuedTokens, SessionServiceDep
 
 # Token answers must not be cached by browsers or proxies (RFC 6749 §5.1, ASVS 14.3.2).
@@ -41,27 +46,32 @@ _UNAUTHORIZED = problem_examples(401, "UNAUTHORIZED")
     summary="Log in: start a session, get an access and a refresh token",
     description=(
         "Form fields `username` (the email) and `password`, as OAuth2's password flow, so "
-        "Swagger's Authorize button works. Every login starts a new session with new tokens."
+        "Swagger's Authorize button works (OAuth2 clients may send `grant_type`, `scope` and "
+        "client credentials too: they are ignored). Every login starts a new session with new "
+        "tokens. A refusal also carries OAuth2's `error` and `error_description`."
     ),
     response_model=TokenPair,
     responses={
-        **problem_examples(400, ErrorCode.LOGIN_BAD_CREDENTIALS.value),
-        **problem_examples(429, RateLimited),
+        **problem_examples(400, LoginBadCredentials),
+        **problem_examples(429, RateLimited, extra=oauth2_error(RateLimited)),
     },
 )
 async def login(
     request: Request,
     response: Response,
-    credentials: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: Annotated[LoginForm, Form()],
     user_manager: UserManagerDep,
     sessions: SessionServiceDep,
 ) -> TokenPair:
+    credentials = OAuth2PasswordRequestForm(username=form.username, password=form.password)
     # The manager decides (and rate-limits); this route never checks a password itself.
-    user = await user_manager.authenticate(credentials)
+    try:
+        user = await user_manager.authenticate(credentials)
+    except RateLimited as exc:
+        exc.extra = oauth2_error(exc)
+        raise
     if user is None or not user.is_active:
-        raise HTTPException(
-            status_code=status.HTTP_400_BAD_REQUEST, detail=ErrorCode.LOGIN_BAD_CREDENTIALS
-        )
+        raise LoginBadCredentials
     issued = await sessions.start(user, request.headers.get("user-agent"), client_address(request))
     pair = _token_pair(response, issued)
     await user_manager.on_after_login(user, request, response)

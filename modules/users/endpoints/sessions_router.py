@@ -74,7 +74,7 @@ def _read(login: LoginSession, current: uuid.UUID) -> SessionRead:
 
 @router.get(
     "/me/sessions",
-    name="users:sessions",
+    name="users:list_sessions",
     summary="List my live sessions, newest login first (the calling one is flagged `current`)",
     description=(
         f"A page of at most `limit` sessions (default {DEFAULT_PAGE}, at most {MAX_PAGE}). "

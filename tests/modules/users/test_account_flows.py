@@ -63,7 +63,7 @@ async def test_reset_flow_is_single_use(app: FastAPI, client: httpx.AsyncClient)
     reset = await client.post(
         "/auth/reset-password", json={"token": token, "password": NEW_PASSWORD}
     )
-    assert reset.status_code == 200
+    assert reset.status_code == 204
     await login(client, "ada@example.com", NEW_PASSWORD)
     old = await client.post(
         "/auth/jwt/login", data={"username": "ada@example.com", "password": PASSWORD}

@@ -133,7 +133,7 @@ async def test_reset_password_applies_the_policy(client: httpx.AsyncClient, app:
     strong = await client.post(
         "/auth/reset-password", json={"token": token, "password": "a brand new passphrase"}
     )
-    assert strong.status_code == 200, strong.text
+    assert strong.status_code == 204, strong.text
     await login(client, "ada@example.com", "a brand new passphrase")
 
 

@@ -45,7 +45,7 @@ async def test_the_reset_mail_resets_the_password_once(
     new = "a brand new passphrase"
     assert (
         await client.post("/auth/reset-password", json={"token": token, "password": new})
-    ).status_code == 200
+    ).status_code == 204
     await login(client, "ada@example.com", new)
     again = await client.post(
         "/auth/reset-password", json={"token": token, "password": "yet another passphrase"}

@@ -102,7 +102,7 @@ async def test_password_reset_ends_every_session(
     reset = await client.post(
         "/auth/reset-password", json={"token": token, "password": NEW_PASSWORD}
     )
-    assert reset.status_code == 200, reset.text
+    assert reset.status_code == 204, reset.text
 
     for pair in pairs:
         await assert_session_over(client, pair)
