@@ -13,6 +13,8 @@ from typing import Any
 from fastapi import FastAPI
 from loguru import logger
 
+from app.metrics import count_job_failure
+
 
 class BackgroundTasks:
     """Tasks with a strong reference (asyncio keeps only weak ones), awaited at shutdown."""
@@ -38,6 +40,7 @@ class BackgroundTasks:
         except Exception as exc:
             # The class name only: a driver's message may hold SQL or an address.
             logger.error("background job failed: {} ({})", name, type(exc).__name__)
+            count_job_failure(name)
 
     async def drain(self, grace_seconds: float = 5.0) -> None:
         """Wait for every task, including those submitted meanwhile (a job that queues a

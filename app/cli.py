@@ -1,4 +1,4 @@
-"""`python -m app serve | migrate | openapi | new-module NAME`, plus modules' commands
+"""`python -m app serve | migrate | purge | openapi | new-module NAME`, plus modules' commands
 (the users module adds `create-superuser`)."""
 
 from __future__ import annotations
@@ -89,17 +89,22 @@ def _serve(args: argparse.Namespace, settings: CoreSettings) -> int:
         # handler it found: a no-op here, so a graceful stop returns 0 (as the supervisor of
         # several workers does) instead of dying of SIGTERM.
         signal.signal(signal.SIGTERM, lambda *_: None)
-    # log_config=None: our loguru set-up (app/logging.py) owns uvicorn's loggers.
-    uvicorn.run(
-        "app.main:app",
-        host=args.host,
-        port=args.port,
-        workers=workers,
-        reload=args.reload,
-        timeout_graceful_shutdown=args.graceful_timeout,
-        log_config=None,
-        proxy_headers=False,
-    )
+    from app.metrics import multiprocess_dir
+
+    # Several workers report one view of the metrics through one shared directory, set up
+    # here before they start (they read PROMETHEUS_MULTIPROC_DIR when they import).
+    with multiprocess_dir(workers):
+        # log_config=None: our loguru set-up (app/logging.py) owns uvicorn's loggers.
+        uvicorn.run(
+            "app.main:app",
+            host=args.host,
+            port=args.port,
+            workers=workers,
+            reload=args.reload,
+            timeout_graceful_shutdown=args.graceful_timeout,
+            log_config=None,
+            proxy_headers=False,
+        )
     return 0
 
 
@@ -112,6 +117,38 @@ def _migrate(args: argparse.Namespace, settings: CoreSettings) -> int:
         if not _upgrade(settings):
             return 1
     return 0
+
+
+def _purge(args: argparse.Namespace, settings: CoreSettings) -> int:
+    import asyncio
+
+    from app.database import Database
+    from app.purge import purge_jobs, purge_once
+
+    async def run() -> int:
+        database = Database(settings.database_url)
+        try:
+            results = await purge_once(
+                database, purge_jobs(load_modules(settings.modules)), args.batch_size, args.wait
+            )
+        finally:
+            await database.dispose()
+        if results is None:
+            # Not a failure: the process holding the lock is doing this very work.
+            print(
+                f"gatehouse: purge: another process has been purging for over {args.wait:g}s; "
+                "nothing done here",
+                file=sys.stderr,
+            )
+            return 0
+        for result in results:
+            print(
+                f"purged {result.name}: {result.deleted} row(s) in {result.batches} batch(es)",
+                file=sys.stderr,
+            )
+        return 0
+
+    return asyncio.run(run())
 
 
 def _openapi(_: argparse.Namespace, settings: CoreSettings) -> int:
@@ -208,6 +245,25 @@ def build_parser(settings: CoreSettings) -> tuple[argparse.ArgumentParser, dict[
     migrate.add_argument("--new", metavar="MESSAGE", help="autogenerate a revision instead")
     migrate.add_argument("--module", default="users", help="whose branch gets the revision")
 
+    purge = commands.add_parser(
+        "purge",
+        help="delete now what no module needs any more (each module's retention settings)",
+        description="Run every module's purge once, in batches, while no other process does "
+        "(serving processes also run it every PURGE_INTERVAL seconds).",
+    )
+    purge.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=settings.purge_batch_size,
+        help="rows deleted per transaction at most (default: PURGE_BATCH_SIZE, %(default)s)",
+    )
+    purge.add_argument(
+        "--wait",
+        type=float,
+        default=60.0,
+        help="seconds to wait while another process is purging (default: %(default)s)",
+    )
+
     commands.add_parser(
         "openapi",
         help="print the OpenAPI schema (JSON) to standard output",
@@ -234,6 +290,7 @@ def build_parser(settings: CoreSettings) -> tuple[argparse.ArgumentParser, dict[
         "serve": _serve,
         "migrate": _migrate,
         "openapi": _openapi,
+        "purge": _purge,
         "new-module": _new_module,
     }
     for loaded in load_modules(settings.modules):

@@ -17,7 +17,7 @@ from fastapi import FastAPI, Security
 from loguru import logger
 from pydantic_settings import BaseSettings
 
-from app import docs, health, migrations
+from app import docs, health, metrics, migrations, purge
 from app.auth import has_security_scheme, nobody
 from app.background import BackgroundTasks
 from app.database import Database
@@ -66,15 +66,28 @@ def create_app(
                         events=events,
                     )
                     await stack.enter_async_context(item.module.lifespan(context))
+            # Entered last, so it stops first: no purge runs while modules close.
+            await stack.enter_async_context(
+                purge.scheduled(
+                    database,
+                    purge.purge_jobs(loaded),
+                    settings.purge_interval,
+                    settings.purge_batch_size,
+                )
+            )
             logger.info(
                 "started: environment={} modules={}",
                 settings.environment,
                 ",".join(m.module.name for m in loaded),
             )
-            yield
-            logger.info("stopping")
-            # Before any module closes: background work may still need all of them.
-            await background.drain()
+            try:
+                yield
+                logger.info("stopping")
+                # Before any module closes: background work may still need all of them.
+                await background.drain()
+            finally:
+                # Several workers: this one's live gauges (queue lengths) leave the view.
+                metrics.mark_this_process_dead()
 
     app = FastAPI(
         title=TITLE,
@@ -102,6 +115,13 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, settings=settings)
     app.include_router(health.router)
+    if settings.serve_metrics:  # METRICS_ENABLED
+        token = settings.metrics_token
+        app.state.metrics_token = None if token is None else token.get_secret_value()
+        # Added last, so outermost: it sees every answer, those of the layer above included.
+        app.add_middleware(metrics.MetricsMiddleware)
+        # Public by declaration (like health): a scraper has no user; METRICS_TOKEN guards it.
+        app.include_router(metrics.router)
     _mount_modules(app, loaded)
     docs.install_docs(app, TITLE)
     install_openapi(app)

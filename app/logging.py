@@ -212,3 +212,5 @@ def setup_logging(settings: CoreSettings) -> None:
     logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
     if settings.secret_key is not None:
         register_secret(settings.secret_key.get_secret_value())
+    if settings.metrics_token is not None:
+        register_secret(settings.metrics_token.get_secret_value())

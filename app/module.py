@@ -14,6 +14,7 @@ import argparse
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
@@ -25,6 +26,7 @@ from app.events import EventHub, Subscription
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+    from sqlalchemy.ext.asyncio import AsyncSession
 
     from app.database import Database
     from app.settings import CoreSettings
@@ -40,6 +42,11 @@ class CheckResult(BaseModel):
 
 
 ReadinessCheck = Callable[["FastAPI"], Awaitable[CheckResult]]
+
+# Deletes at most `limit` rows nothing needs any more, as of `now`; returns how many it deleted.
+# The app (`app/purge.py`) calls it in a transaction of its own, again until a batch comes back
+# short, on a schedule and from `python -m app purge`: (session, module settings, now, limit).
+PurgeBatch = Callable[["AsyncSession", SettingsT, datetime, int], Awaitable[int]]
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,8 @@ class Module(Generic[SettingsT]):
     # The permissions this module's routes (or other modules') may require, "<module>:<action>"
     # with a description: {"notes:write": "Create and change notes"}. See app/permissions.py.
     permissions: Mapping[str, str] = field(default_factory=dict)
+    # Housekeeping the app runs in bounded batches, one process at a time (app/purge.py).
+    purges: Mapping[str, PurgeBatch[SettingsT]] = field(default_factory=dict)
 
 
 def settings_for(app: FastAPI, settings_class: type[SettingsT]) -> SettingsT:

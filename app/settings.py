@@ -24,6 +24,8 @@ SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
 # real key is never refused by bad luck. It cannot prove randomness; it catches what is not.
 MIN_SECRET_KEY_ESTIMATED_BITS = 80
 MIN_SECRET_KEY_DISTINCT_CHARACTERS = 12
+# A scrape token short enough to guess is no protection.
+MIN_METRICS_TOKEN_CHARACTERS = 16
 GENERATE_KEY_HINT = (
     'generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))"'
 )
@@ -66,6 +68,15 @@ class CoreSettings(BaseSettings):
     port: int = Field(default=8000, gt=0, lt=65536)
     # Where development keeps its generated secret key (and the default SQLite file).
     data_dir: Path = Path("data")
+    # /metrics (Prometheus): unset means on, except in production. With a token set, scrapes
+    # need `Authorization: Bearer <token>`.
+    metrics_enabled: bool | None = None
+    metrics_token: SecretStr | None = None
+    # Housekeeping (app/purge.py): how often each serving process tries to run the modules'
+    # purges (one process at a time does; 0: only `python -m app purge`), and how many rows
+    # one transaction deletes at most.
+    purge_interval: float = Field(default=3600, ge=0, description="seconds")
+    purge_batch_size: int = Field(default=1000, gt=0, le=100_000)
     # Worker processes serving this app (`python -m app serve --workers N` sets it for them;
     # uvicorn's own `--workers` reads the same variable). Shared cores and per-process state
     # are sized by it: the hashing threads, whether a per-process cache is safe.
@@ -89,6 +100,19 @@ class CoreSettings(BaseSettings):
                 raise SettingsError(
                     f"TRUSTED_PROXIES: {entry[:50]!r} is not an IP address or network (CIDR)"
                 ) from None
+        return value
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _usable_metrics_token(cls, value: object) -> object:
+        if isinstance(value, str):
+            if not value.strip():
+                return None  # METRICS_TOKEN= (empty): no token, not a token anyone matches
+            if len(value) < MIN_METRICS_TOKEN_CHARACTERS:
+                raise SettingsError(
+                    f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_CHARACTERS} characters "
+                    f"({GENERATE_KEY_HINT})"
+                )
         return value
 
     @field_validator("forwarded_header", mode="before")
@@ -136,6 +160,12 @@ class CoreSettings(BaseSettings):
     def serve_docs(self) -> bool:
         if self.docs_enabled is not None:
             return self.docs_enabled
+        return self.environment != "production"
+
+    @property
+    def serve_metrics(self) -> bool:
+        if self.metrics_enabled is not None:
+            return self.metrics_enabled
         return self.environment != "production"
 
     @property

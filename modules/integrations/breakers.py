@@ -32,6 +32,7 @@ from purgatory.service._async.repository import AsyncRedisRepository
 from redis import asyncio as aioredis
 
 from modules.integrations.circuit import STATES, STORE_ERRORS, Circuit, CircuitState, StateName
+from modules.integrations.metrics import CIRCUIT_CHANGES, CIRCUIT_STATE, STATE_VALUES
 
 # Redis keys of the circuits: `gatehouse:circuit:<name>` (and `…::failure_count`).
 REDIS_KEY_PREFIX = "gatehouse:circuit:"
@@ -173,6 +174,8 @@ class Breakers:
             self._last_state[name] = new
             if old == "half_open" and new == "open":
                 self.failures_seen[name] = self.failures_seen.get(name, 0) + 1
+            CIRCUIT_STATE.labels(name).set(STATE_VALUES[new])
+            CIRCUIT_CHANGES.labels(name, new).inc()
             level = "INFO" if new == "closed" else "WARNING"
             log.bind(state=new, previous_state=old).log(
                 level, "circuit {} changed state: {} -> {}", name, old, new
@@ -190,6 +193,7 @@ class Breakers:
             log.info("circuit {} recovered: failure count reset", name)
         elif kind == "circuit_breaker_created":
             self._last_state.setdefault(name, "closed")
+            CIRCUIT_STATE.labels(name).set(STATE_VALUES[self._last_state[name]])
             log.debug(
                 "circuit {} created (threshold {}, open for {} s)", name, event.threshold, event.ttl
             )

@@ -15,6 +15,7 @@ from purgatory.service._async.circuitbreaker import AsyncCircuitBreaker
 from redis.exceptions import RedisError
 
 from modules.integrations.exceptions import CircuitOpenError, UpstreamRefusedError
+from modules.integrations.metrics import CALL_DURATION
 
 if TYPE_CHECKING:
     from modules.integrations.breakers import Breakers
@@ -72,6 +73,26 @@ class Circuit:
         return self._retry_after(context.opened_at, context.ttl)
 
     async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
+        started = time.perf_counter()
+        outcome = "failed"
+        try:
+            result = await self._call(operation)
+        except CircuitOpenError:
+            outcome = "rejected"
+            raise
+        except UpstreamRefusedError:
+            outcome = "refused"
+            raise
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        else:
+            outcome = "ok"
+            return result
+        finally:
+            CALL_DURATION.labels(self.name, outcome).observe(time.perf_counter() - started)
+
+    async def _call(self, operation: Callable[[], Awaitable[T]]) -> T:
         breaker = await self._breakers.get_breaker(self.name)
         context = breaker.context
         trial = context.state != "closed"

@@ -44,6 +44,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.database import Database
+from app.metrics import count_job_failure
 from modules.integrations import outbox_repository as repository
 from modules.integrations.circuit import Circuit
 from modules.integrations.exceptions import CircuitOpenError, UpstreamRefusedError
@@ -152,6 +153,7 @@ class MailOutbox:
                 wait = await self.drain_once()
             except Exception as exc:  # e.g. the database is down: look again later
                 logger.warning("mail outbox: drain failed ({})", type(exc).__name__)
+                count_job_failure("mail outbox")
                 wait = self.settings.mail_outbox_poll
             await self._sleep(wait, stopping)
 

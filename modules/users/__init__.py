@@ -14,6 +14,7 @@ from modules.users.mails import lifespan
 from modules.users.models import User
 from modules.users.permissions import PERMISSIONS, RequirePermission
 from modules.users.router import TAGS, routers
+from modules.users.sessions_service import purge_sessions
 from modules.users.settings import UsersSettings
 
 module = Module[UsersSettings](
@@ -31,6 +32,8 @@ module = Module[UsersSettings](
     commands={"create-superuser": create_superuser},
     # users:* and roles:* (roles live in this module: they are checked where users are).
     permissions=PERMISSIONS,
+    # Ended login sessions past SESSION_RETENTION, with their rotated refresh tokens.
+    purges={"sessions": purge_sessions},
 )
 
 __all__ = ["CurrentUser", "RequirePermission", "Superuser", "User", "module"]

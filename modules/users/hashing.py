@@ -18,6 +18,7 @@ import contextlib
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from fastapi_users.password import PasswordHelperProtocol
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from pwdlib.hashers.bcrypt import BcryptHasher
+
+from modules.users.metrics import HASH_QUEUE, HASH_WAIT
 
 T = TypeVar("T")
 
@@ -95,7 +98,24 @@ class PasswordHasher:
     async def run(self, function: Callable[..., T], *args: Any) -> T:
         """Run a CPU-bound function in the pool (the strength check has its own: strength.py)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, function, *args)
+        queued_at = time.perf_counter()
+        HASH_QUEUE.inc()
+        # Whoever takes this first takes the job off the queue gauge: the thread that starts
+        # it, or the caller cancelled before it started. Never both.
+        dequeued = threading.Lock()
+
+        def measured() -> T:
+            # In the pool's thread (the gauge and histogram are thread-safe).
+            if dequeued.acquire(blocking=False):
+                HASH_QUEUE.dec()
+                HASH_WAIT.observe(time.perf_counter() - queued_at)
+            return function(*args)
+
+        try:
+            return await loop.run_in_executor(self._executor, measured)
+        finally:
+            if dequeued.acquire(blocking=False):
+                HASH_QUEUE.dec()
 
     async def hash(self, password: str) -> str:
         return await self.run(self._hash, password)

@@ -35,6 +35,7 @@ from modules.users.emails import canonical_email
 from modules.users.exceptions import RateLimited, UndoEmailChangeBadToken
 from modules.users.hashing import OffLoopHashingManager
 from modules.users.mail_layout import compose, link_from
+from modules.users.metrics import LOGIN_BAD_CREDENTIALS, LOGIN_LIMITED, LOGIN_OK
 from modules.users.models import User
 from modules.users.runtime import UsersRuntime
 from modules.users.sessions_service import end_all_sessions_of
@@ -454,6 +455,7 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
         try:
             attempt = await limiter.begin_login(username, address)
         except RateLimited as exc:
+            LOGIN_LIMITED.inc()
             logger.bind(client=address).warning(
                 "login refused: rate limited ({}), retry after {} s", exc.scope, exc.retry_after
             )
@@ -468,11 +470,13 @@ class UserManager(UUIDIDMixin, OffLoopHashingManager[User, uuid.UUID]):
         user_id = str(user.id) if user is not None else None
         if check.password_matches and user is not None and user.is_active:
             await limiter.end_login(attempt, "succeeded")
+            LOGIN_OK.inc()
             return user
 
         # An inactive account with the right password counts as a failure too: its answer
         # must not differ from a wrong password's.
         locked = await limiter.end_login(attempt, "failed")
+        LOGIN_BAD_CREDENTIALS.inc()
         reason = "unknown account" if user is None else "wrong password or inactive"
         log = logger.bind(user_id=user_id, client=address)
         log.info("login failed: {}", reason)

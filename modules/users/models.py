@@ -49,8 +49,13 @@ class LoginSession(Base):
     )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     last_used_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Indexed for the purge (ended sessions before a cutoff).
+    expires_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, index=True
+    )
+    revoked_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True, index=True
+    )
     user_agent: Mapped[str | None] = mapped_column(String(length=512), nullable=True)
     client_address: Mapped[str | None] = mapped_column(String(length=255), nullable=True)
     # The hash of the one refresh token that is valid now; rotation replaces it.

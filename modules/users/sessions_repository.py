@@ -222,18 +222,40 @@ async def revoke_all(
     )
 
 
-async def purge_ended(db: AsyncSession, user_id: uuid.UUID, now: datetime) -> int:
-    """Delete this user's sessions that ended (past their absolute end, or revoked): nothing
-    can use them any more (their rotated hashes cascade). What is lost: replaying a token of
-    such a session answers REFRESH_TOKEN_INVALID instead of REFRESH_TOKEN_REUSED; the
-    session was over either way, and the log has kept why."""
+def _ended_before(cutoff: datetime) -> ColumnElement[bool]:
+    """Revoked, or past the absolute end, at or before `cutoff`."""
+    return or_(LoginSession.expires_at <= cutoff, LoginSession.revoked_at <= cutoff)
+
+
+async def purge_ended(db: AsyncSession, user_id: uuid.UUID, cutoff: datetime) -> int:
+    """Delete this user's sessions that ended at or before `cutoff` (their rotated hashes
+    cascade). What is lost: replaying a token of such a session answers REFRESH_TOKEN_INVALID
+    instead of REFRESH_TOKEN_REUSED; the session was over either way, and the log has kept
+    why."""
     return await _rowcount(
         db,
         delete(LoginSession)
-        .where(
-            LoginSession.user_id == user_id,
-            or_(LoginSession.expires_at <= now, LoginSession.revoked_at.is_not(None)),
-        )
+        .where(LoginSession.user_id == user_id, _ended_before(cutoff))
+        .execution_options(synchronize_session=False),
+    )
+
+
+async def purge_ended_batch(db: AsyncSession, cutoff: datetime, limit: int) -> int:
+    """Delete up to `limit` sessions of anyone that ended at or before `cutoff`, and their
+    rotated refresh tokens (explicitly: not every database enforces the cascade). Live
+    sessions, and the rotated tokens reuse detection needs for them, are never touched."""
+    ids = list(await db.scalars(select(LoginSession.id).where(_ended_before(cutoff)).limit(limit)))
+    if not ids:
+        return 0
+    await db.execute(
+        delete(RotatedRefreshToken)
+        .where(RotatedRefreshToken.session_id.in_(ids))
+        .execution_options(synchronize_session=False)
+    )
+    return await _rowcount(
+        db,
+        delete(LoginSession)
+        .where(LoginSession.id.in_(ids))
         .execution_options(synchronize_session=False),
     )
 

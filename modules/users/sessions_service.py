@@ -32,8 +32,10 @@ from modules.users.exceptions import (
     RefreshTokenReused,
 )
 from modules.users.grants import token_grants
+from modules.users.metrics import REFRESH_REUSE, SESSIONS_REVOKED
 from modules.users.models import LoginSession, User
 from modules.users.runtime import UsersRuntime, get_runtime
+from modules.users.settings import UsersSettings
 from modules.users.tokens import (
     AccessClaims,
     hash_refresh_token,
@@ -105,8 +107,10 @@ class SessionService:
             refresh_generation=0,
         )
         await repository.lock_user(self.db, user.id)
-        # Housekeeping where it costs least: a login writes anyway.
-        await repository.purge_ended(self.db, user.id, now)
+        # Housekeeping where it costs least: a login writes anyway. (The scheduled purge,
+        # `purge_sessions` below, covers users who never come back.)
+        retention = timedelta(seconds=self.runtime.settings.session_retention)
+        await repository.purge_ended(self.db, user.id, now - retention)
         repository.add_session(self.db, login)
         await self.db.flush()
         # The cap: past MAX_SESSIONS_PER_USER live sessions, the oldest logins end, so no
@@ -115,6 +119,8 @@ class SessionService:
             self.db, user.id, now, self.runtime.settings.max_sessions_per_user
         )
         await repository.revoke_many(self.db, evicted, now)
+        if evicted:
+            SESSIONS_REVOKED.labels("session cap").inc(len(evicted))
         logger.bind(user_id=str(user.id), session_id=str(login.id)).info("login session started")
         for session_id in evicted:
             logger.bind(
@@ -183,10 +189,12 @@ class SessionService:
 
     async def _reused(self, session_id: uuid.UUID, user_id: uuid.UUID, now: datetime) -> None:
         ended = await repository.revoke(self.db, session_id, user_id, now)
+        REFRESH_REUSE.inc()
         logger.bind(user_id=str(user_id), session_id=str(session_id), session_ended=ended).warning(
             "refresh token reuse detected: session revoked"
         )
         if ended:
+            SESSIONS_REVOKED.labels("reuse").inc()
             publish_after_commit(
                 self.db, SessionRevoked(user_id=user_id, session_id=session_id, reason="reuse")
             )
@@ -204,6 +212,7 @@ class SessionService:
     async def end(self, session_id: uuid.UUID, user_id: uuid.UUID, reason: str) -> bool:
         ended = await repository.revoke(self.db, session_id, user_id, utcnow())
         if ended:
+            SESSIONS_REVOKED.labels(reason).inc()
             logger.bind(user_id=str(user_id), session_id=str(session_id), reason=reason).info(
                 "login session revoked"
             )
@@ -219,11 +228,21 @@ class SessionService:
             "all login sessions revoked"
         )
         if count:
+            SESSIONS_REVOKED.labels(reason).inc(count)
             # session_id None: every session of the user (but `keep`).
             publish_after_commit(
                 self.db, SessionRevoked(user_id=user_id, session_id=None, reason=reason)
             )
         return count
+
+
+async def purge_sessions(
+    db: AsyncSession, settings: UsersSettings, now: datetime, limit: int
+) -> int:
+    """One batch of the scheduled purge (`app/purge.py`): sessions that ended more than
+    SESSION_RETENTION ago, with their rotated refresh tokens."""
+    cutoff = now - timedelta(seconds=settings.session_retention)
+    return await repository.purge_ended_batch(db, cutoff, limit)
 
 
 def as_utc(moment: datetime) -> datetime:

@@ -29,6 +29,12 @@ class UsersSettings(BaseSettings):
     refresh_token_ttl: int = Field(
         default=2_592_000, gt=0, description="absolute lifetime of a login session, seconds"
     )
+    # How long an ended login session (revoked, or past its absolute lifetime) is kept before
+    # the purge deletes it, with its rotated refresh tokens. Meanwhile a replayed refresh token
+    # of that session still answers REFRESH_TOKEN_REUSED and logs the reuse (a theft signal);
+    # afterwards REFRESH_TOKEN_INVALID. Live sessions keep what reuse detection needs whatever
+    # this is. 0: delete ended sessions at the next purge.
+    session_retention: int = Field(default=604_800, ge=0, description="seconds")
     # Live sessions a user may hold; a login past it ends the oldest (by login time).
     max_sessions_per_user: int = Field(default=100, ge=1, le=10_000)
     reset_token_ttl: int = Field(default=3600, gt=0, description="seconds")

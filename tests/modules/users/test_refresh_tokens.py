@@ -135,8 +135,10 @@ async def test_concurrent_refreshes_with_one_token_have_one_winner(
 
 @pytest.fixture
 def short_app(settings: CoreSettings) -> FastAPI:
-    """Sessions that last two seconds, for the absolute-lifetime test below."""
-    return create_app(settings, module_settings={"users": UsersSettings(refresh_token_ttl=2)})
+    """Sessions that last two seconds, for the absolute-lifetime test below; ended sessions
+    are not retained (the next login of their user deletes them)."""
+    users = UsersSettings(refresh_token_ttl=2, session_retention=0)
+    return create_app(settings, module_settings={"users": users})
 
 
 @pytest.fixture

@@ -271,8 +271,11 @@ def capped_app(settings: CoreSettings) -> FastAPI:
     return create_app(
         settings,
         module_settings={
-            # Six logins at once count as six attempts in flight: allow them.
-            "users": UsersSettings(max_sessions_per_user=CAP, login_max_failures=20)
+            # Six logins at once count as six attempts in flight: allow them. Ended sessions
+            # are not retained: the next login of the user deletes them.
+            "users": UsersSettings(
+                max_sessions_per_user=CAP, login_max_failures=20, session_retention=0
+            )
         },
     )
 
