@@ -1,7 +1,7 @@
 """users: roles (named sets of permissions) and their grants to users
 
-Revision ID: users_0006
-Revises: users_0005
+Revision ID: users_0007
+Revises: users_0006
 Create Date: 2026-11-30
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from fastapi_users_db_sqlalchemy.generics import GUID
 
-revision: str = "users_0006"
-down_revision: str | None = "users_0005"
+revision: str = "users_0007"
+down_revision: str | None = "users_0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
