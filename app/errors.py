@@ -35,6 +35,7 @@ DEFAULT_CODES: dict[int, str] = {
     408: "REQUEST_TIMEOUT",
     413: "PAYLOAD_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
+    409: "CONFLICT",
     422: "VALIDATION_ERROR",
     429: "RATE_LIMITED",
     500: "INTERNAL_ERROR",
@@ -50,10 +51,13 @@ CODE_DETAILS: dict[str, str] = {
     "VERIFY_USER_BAD_TOKEN": "The verification token is invalid or expired.",
     "VERIFY_USER_ALREADY_VERIFIED": "The user is already verified.",
     "UPDATE_USER_EMAIL_ALREADY_EXISTS": "A user with this email already exists.",
+    "UPDATE_USER_INVALID_PASSWORD": "The new password is not acceptable.",
     "UNAUTHORIZED": "Missing, invalid or expired credentials.",
     "FORBIDDEN": "You are not allowed to do this.",
     "NOT_FOUND": "Nothing was found at this address.",
     "SERVICE_UNAVAILABLE": "A service this request needs is unavailable; try again shortly.",
+    "ROLE_ALREADY_EXISTS": "A role with this name already exists.",
+    "LAST_SUPERUSER": "The last active superuser cannot be deleted, deactivated or demoted.",
     "INTERNAL_ERROR": "An unexpected error occurred.",
 }
 

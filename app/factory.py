@@ -23,7 +23,7 @@ from app.background import BackgroundTasks
 from app.database import Database
 from app.errors import install_error_handlers
 from app.events import EventHub
-from app.loader import LoadedModule, ModuleLoadError, load_modules
+from app.loader import LoadedModule, ModuleLoadError, check_permissions, load_modules
 from app.logging import setup_logging
 from app.middleware import RequestContextMiddleware
 from app.module import ModuleContext
@@ -109,6 +109,8 @@ def create_app(
     app.state.module_settings = {m.module.name: m.settings for m in loaded}
     app.state.settings_by_class = {m.module.settings_class: m.settings for m in loaded}
     app.state.readiness_checks = {}
+    # Every permission the loaded modules declare (app/permissions.py; checked by the loader).
+    app.state.permissions = check_permissions([m.module for m in loaded])
 
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, settings=settings)

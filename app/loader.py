@@ -13,10 +13,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
 from app.module import Module
+from app.permissions import is_permission_name, permissions_required_by
 from app.settings import describe_validation_error
 
 MODULES_PACKAGE = "modules"
@@ -105,6 +107,7 @@ def load_modules(
             f"modules {' and '.join(map(repr, authenticating))} both provide authentication; "
             "load one of them"
         )
+    check_permissions(modules)
     loaded = []
     for module in modules:
         settings = (settings_overrides or {}).get(module.name)
@@ -123,3 +126,37 @@ def load_modules(
             )
         loaded.append(LoadedModule(module=module, settings=settings))
     return loaded
+
+
+def check_permissions(modules: Sequence[Module[Any]]) -> dict[str, str]:
+    """Every permission the modules declare (name -> description). Refuses a malformed name, a
+    permission declared twice, and a route that requires a permission nobody declares."""
+    declared: dict[str, str] = {}
+    declared_by: dict[str, str] = {}
+    for module in modules:
+        for permission, description in module.permissions.items():
+            if not is_permission_name(permission):
+                raise ModuleLoadError(
+                    f"module {module.name!r}: permission {permission!r} is not "
+                    "'<module>:<action>' (lower_snake_case)"
+                )
+            if permission in declared_by:
+                raise ModuleLoadError(
+                    f"permission {permission!r} is declared by modules "
+                    f"{declared_by[permission]!r} and {module.name!r}"
+                )
+            declared[permission] = description
+            declared_by[permission] = module.name
+    for module in modules:
+        for spec in module.routers:
+            for route in spec.router.routes:
+                if not isinstance(route, APIRoute):
+                    continue
+                for permission in sorted(permissions_required_by(route)):
+                    if permission not in declared:
+                        methods = ",".join(sorted(route.methods or ()))
+                        raise ModuleLoadError(
+                            f"module {module.name!r}: {methods} {spec.prefix}{route.path} "
+                            f"requires permission {permission!r}, which no loaded module declares"
+                        )
+    return declared

@@ -104,6 +104,9 @@ class Module(Generic[SettingsT]):
     commands: Mapping[str, Command[SettingsT]] = field(default_factory=dict)
     # Event handlers (`on(UserRegistered, handler)`, see app/events.py).
     subscriptions: Sequence[Subscription[Any]] = ()
+    # The permissions this module's routes (or other modules') may require, "<module>:<action>"
+    # with a description: {"notes:write": "Create and change notes"}. See app/permissions.py.
+    permissions: Mapping[str, str] = field(default_factory=dict)
     # Housekeeping the app runs in bounded batches, one process at a time (app/purge.py).
     purges: Mapping[str, PurgeBatch[SettingsT]] = field(default_factory=dict)
 

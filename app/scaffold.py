@@ -4,7 +4,8 @@ What it writes (`docs/modules.md` walks through it): `modules/NAME/` with its `M
 (`__init__.py`), routes (`endpoints.py`, mounted at `/NAME`, private), rules (`service.py`),
 queries (`repository.py`), a table (`models.py` and `migrations/NAME_0001`), bodies
 (`schemas.py`), typed dependencies, domain errors and settings; and `tests/modules/NAME/` (a CRUD
-round trip over HTTP, 401 without a token, the `user.registered` handler). The tests run in
+round trip over HTTP, 403 without `NAME:write`, 401 without a token, the `user.registered`
+handler). The tests run in
 `make test` once NAME is in MODULES.
 
 Templates use `{{name}}` (module name), `{{Cls}}` (CamelCase), `{{ENV}}` (env prefix) and
@@ -56,6 +57,12 @@ module = Module[{{Cls}}Settings](
     routers=[RouterSpec(router, prefix="/{{name}}", tags=["{{name}}"])],
     migrations=Path(__file__).parent / "migrations",
     subscriptions=[on(UserRegistered, on_user_registered)],
+    # What roles can grant (POST /roles). The write routes need the ":write" one; ":read" is
+    # for routes that read beyond the caller's own items, when you add them.
+    permissions={
+        "{{name}}:read": "Read items",
+        "{{name}}:write": "Create and change items",
+    },
 )
 
 __all__ = ["module"]
@@ -231,6 +238,11 @@ from app.database import DbSession
 from app.module import settings_for
 from modules.{{name}}.service import ItemService
 from modules.{{name}}.settings import {{Cls}}Settings
+from modules.users import RequirePermission, User
+
+# The caller, if it holds the module's ":write" permission (a role granting it, or superuser);
+# 403 otherwise. Checked live on each request: a role granted or removed holds on the next one.
+ItemWriter = Annotated[User, RequirePermission("{{name}}:write")]
 
 
 # async: a plain `def` dependency would hop to the thread pool on every request.
@@ -252,7 +264,8 @@ ItemServiceDep = Annotated[ItemService, Depends(get_item_service)]
 Mounted behind authentication (its RouterSpec is not public): every
 route here has the bearer requirement in OpenAPI and answers 401 without a
 token. `CurrentUser` is the same cached call as that check: asking for the
-user costs nothing more.
+user costs nothing more. Write routes also need {{name}}:write
+(`ItemWriter`, dependencies.py): 403 FORBIDDEN naming it otherwise.
 """
 
 import uuid
@@ -260,20 +273,26 @@ import uuid
 from fastapi import APIRouter, status
 
 from app.errors import ProblemDetail
-from modules.{{name}}.dependencies import ItemServiceDep
+from modules.{{name}}.dependencies import ItemServiceDep, ItemWriter
 from modules.{{name}}.schemas import ItemCreate, ItemRead
 from modules.users import CurrentUser
 
 router = APIRouter()
 
 
+# Any logged-in user.
 @router.get("", summary="List my items")
 async def list_items(user: CurrentUser, items: ItemServiceDep) -> list[ItemRead]:
     return [ItemRead.model_validate(item) for item in await items.list_mine(user.id)]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, summary="Create an item")
-async def create_item(body: ItemCreate, user: CurrentUser, items: ItemServiceDep) -> ItemRead:
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an item ({{name}}:write)",
+    responses={403: {"model": ProblemDetail, "description": "Without {{name}}:write"}},
+)
+async def create_item(body: ItemCreate, user: ItemWriter, items: ItemServiceDep) -> ItemRead:
     # No commit here: the request's unit of work (DbSession) commits once this returns.
     item = await items.create(user.id, body)
     return ItemRead.model_validate(item)
@@ -328,7 +347,8 @@ _TEST_FILES: dict[str, str] = {
     "__init__.py": "",
     "test_endpoints.py": '''"""The {{name}} module over HTTP.
 
-A logged-in user's round trip, 401 without a token, and its user.registered handler.
+A writer's round trip, 403 without the module's write permission, 401 without a token,
+and its user.registered handler.
 Skipped unless {{name}} is in MODULES (tests/conftest.py).
 """
 
@@ -336,9 +356,10 @@ import uuid
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from tests.conftest import TEST_MODULES, LogCapture
-from tests.helpers import assert_problem, bearer, login, register
+from tests.helpers import assert_problem, bearer, grant, login, make_superuser, register
 
 pytestmark = pytest.mark.skipif(
     "{{name}}" not in TEST_MODULES,
@@ -352,8 +373,19 @@ async def _token(client: httpx.AsyncClient, email: str) -> str:
     return token
 
 
-async def test_create_list_read_round_trip(client: httpx.AsyncClient) -> None:
-    auth = bearer(await _token(client, "ada@example.com"))
+async def _writer(app: FastAPI, client: httpx.AsyncClient, email: str) -> str:
+    """A user holding the write permission, through a role a superuser created and granted."""
+    user = await register(client, email)
+    await register(client, f"root-{email}")
+    await make_superuser(app.state.database, f"root-{email}")
+    root = bearer((await login(client, f"root-{email}"))["access_token"])
+    await grant(client, root, user["id"], f"writer-{user['id'][:8]}", ["{{name}}:write"])
+    token: str = (await login(client, email))["access_token"]
+    return token
+
+
+async def test_create_list_read_round_trip(app: FastAPI, client: httpx.AsyncClient) -> None:
+    auth = bearer(await _writer(app, client, "ada@example.com"))
     assert (await client.get("/{{name}}", headers=auth)).json() == []
 
     created = await client.post("/{{name}}", json={"title": "first"}, headers=auth)
@@ -368,8 +400,19 @@ async def test_create_list_read_round_trip(client: httpx.AsyncClient) -> None:
     assert listed.json() == [item]
 
 
-async def test_items_belong_to_their_owner(client: httpx.AsyncClient) -> None:
-    ada = bearer(await _token(client, "ada@example.com"))
+async def test_writing_needs_the_write_permission(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    plain = bearer(await _token(client, "bob@example.com"))
+    assert (await client.get("/{{name}}", headers=plain)).json() == []
+    refused = await client.post("/{{name}}", json={"title": "no"}, headers=plain)
+    assert "'{{name}}:write'" in assert_problem(refused, 403, "FORBIDDEN")["detail"]
+    writer = bearer(await _writer(app, client, "ada@example.com"))
+    assert (await client.post("/{{name}}", json={"title": "yes"}, headers=writer)).status_code == 201
+
+
+async def test_items_belong_to_their_owner(app: FastAPI, client: httpx.AsyncClient) -> None:
+    ada = bearer(await _writer(app, client, "ada@example.com"))
     bob = bearer(await _token(client, "bob@example.com"))
     item = (await client.post("/{{name}}", json={"title": "ada's"}, headers=ada)).json()
 
@@ -389,8 +432,8 @@ async def test_without_a_token_is_401(client: httpx.AsyncClient, method: str, pa
     assert response.headers["www-authenticate"] == "Bearer"
 
 
-async def test_invalid_body_is_422(client: httpx.AsyncClient) -> None:
-    auth = bearer(await _token(client, "ada@example.com"))
+async def test_invalid_body_is_422(app: FastAPI, client: httpx.AsyncClient) -> None:
+    auth = bearer(await _writer(app, client, "ada@example.com"))
     assert_problem(await client.post("/{{name}}", json={"title": ""}, headers=auth), 422)
 
 

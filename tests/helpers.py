@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from app.database import Database
 
 PASSWORD = "correct horse battery staple"
 
@@ -52,3 +55,28 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+async def make_superuser(database: Database, email: str) -> None:
+    """Flip the flag in the database (as `python -m app create-superuser` would have)."""
+    from sqlalchemy import update
+
+    from modules.users.models import User
+
+    async with database.sessionmaker() as session:
+        # fastapi-users types its columns as plain attributes: go through the table.
+        table = User.metadata.tables["user"]
+        await session.execute(update(table).where(table.c.email == email).values(is_superuser=True))
+        await session.commit()
+
+
+async def grant(
+    client: httpx.AsyncClient, root: dict[str, str], user_id: str, role: str, permissions: list[str]
+) -> None:
+    """As the superuser `root`: create `role` with `permissions` and give it (alone) to the user."""
+    created = await client.post(
+        "/roles", json={"name": role, "permissions": permissions}, headers=root
+    )
+    assert created.status_code == 201, created.text
+    granted = await client.put(f"/users/{user_id}/roles", json={"roles": [role]}, headers=root)
+    assert granted.status_code == 200, granted.text

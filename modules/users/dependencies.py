@@ -22,6 +22,7 @@ from app.net import client_address
 from modules.users.auth import SessionTokenStrategy, auth_backend, bearer_transport
 from modules.users.manager import UserManager
 from modules.users.models import User
+from modules.users.roles_service import AccessService
 from modules.users.runtime import UsersRuntime, get_runtime
 from modules.users.sessions_service import SessionService
 from modules.users.tokens import AccessClaims
@@ -180,3 +181,10 @@ Superuser = Annotated[User, Depends(current_superuser)]
 UserManagerDep = Annotated[UserManager, Depends(get_user_manager)]
 CurrentLogin = Annotated[Login, Depends(current_login)]
 RuntimeDep = Annotated[UsersRuntime, Depends(get_runtime)]
+
+
+async def get_access_service(db: DbSession) -> AccessService:
+    return AccessService(db)
+
+
+AccessServiceDep = Annotated[AccessService, Depends(get_access_service)]

@@ -95,3 +95,52 @@ class AuthStateUnavailable(UsersError):
     code = "SERVICE_UNAVAILABLE"
     detail = "The change could not be made now; try again shortly."
     headers = {"Retry-After": "5"}
+
+
+# Roles and permissions ------------------------------------------------------------------------
+
+
+class MissingPermission(UsersError):
+    """The caller holds no role granting the permission the route requires."""
+
+    status_code = 403
+    code = "FORBIDDEN"
+
+    def __init__(self, permission: str) -> None:
+        super().__init__(f"This needs the permission {permission!r}, which you do not hold.")
+        self.permission = permission
+
+
+class PermissionsNotHeld(UsersError):
+    """Granting (or defining, changing, removing) what the caller could not do itself."""
+
+    status_code = 403
+    code = "FORBIDDEN"
+
+    def __init__(self, permissions: set[str]) -> None:
+        names = ", ".join(sorted(permissions))
+        super().__init__(f"You cannot grant or change permissions you do not hold: {names}.")
+
+
+class SuperuserOnly(UsersError):
+    status_code = 403
+    code = "FORBIDDEN"
+    detail = "Only a superuser may set is_superuser or change a superuser's account."
+
+
+class RoleAlreadyExists(UsersError):
+    status_code = 409
+    code = "ROLE_ALREADY_EXISTS"
+    detail = "A role with this name already exists."
+
+
+class RoleNotFound(UsersError):
+    status_code = 404
+    code = "NOT_FOUND"
+    detail = "No role has this name."
+
+
+class LastSuperuser(UsersError):
+    status_code = 409
+    code = "LAST_SUPERUSER"
+    detail = "The last active superuser cannot be deleted, deactivated or demoted."

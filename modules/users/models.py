@@ -83,3 +83,47 @@ class RotatedRefreshToken(Base):
         GUID, ForeignKey("login_session.id", ondelete="CASCADE"), nullable=False, index=True
     )
     rotated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+# Role names: lower-case words joined by - or _ ("auditor", "support-desk").
+ROLE_NAME_LENGTH = 64
+PERMISSION_LENGTH = 100
+
+
+class Role(Base):
+    """A named set of permissions (role_permission), granted to users (user_role).
+
+    Checks read these tables live on every request that needs a permission (one indexed
+    join, see roles_repository.py), so a grant or a removal holds on the caller's next request
+    in every process."""
+
+    __tablename__ = "role"
+
+    name: Mapped[str] = mapped_column(String(length=ROLE_NAME_LENGTH), primary_key=True)
+
+
+class RolePermission(Base):
+    __tablename__ = "role_permission"
+
+    role_name: Mapped[str] = mapped_column(
+        String(length=ROLE_NAME_LENGTH),
+        ForeignKey("role.name", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    # "<module>:<action>", validated against the loaded modules' declarations when written.
+    permission: Mapped[str] = mapped_column(String(length=PERMISSION_LENGTH), primary_key=True)
+
+
+class UserRole(Base):
+    __tablename__ = "user_role"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        GUID, ForeignKey("user.id", ondelete="CASCADE"), primary_key=True
+    )
+    # Indexed for deleting a role (its grants cascade) and listing who holds it.
+    role_name: Mapped[str] = mapped_column(
+        String(length=ROLE_NAME_LENGTH),
+        ForeignKey("role.name", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    )

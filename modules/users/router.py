@@ -9,11 +9,13 @@ from app.errors import CODE_DETAILS
 from app.module import RouterSpec
 from modules.users.dependencies import fastapi_users, registration_budget
 from modules.users.endpoints import (
+    accounts_router,
     admin_router,
     auth_router,
     jwks_router,
     pages_router,
     recovery_router,
+    roles_router,
     sessions_router,
     verify_router,
 )
@@ -26,7 +28,8 @@ TAGS = {
     "auth": "Create an account, log in (the Authorize button), refresh, log out.",
     "recovery": "A forgotten password (mail, then reset); undoing an email change.",
     "verification": "Confirming an email address (mail, then verify).",
-    "users": "My account and my sessions; other accounts (superusers).",
+    "users": "My account, my sessions, my permissions; other accounts (by permission).",
+    "roles": "Roles: named sets of permissions, granted to accounts.",
 }
 
 # fastapi-users' route names, as ours: the verb says what the route does, and the operation
@@ -43,9 +46,6 @@ SUMMARIES = {
     "register:register": "Create an account",
     "users:get_me": "Read my account",
     "users:update_me": "Update my account (new password or email: `current_password`)",
-    "users:get_user": "Read an account (superuser)",
-    "users:update_user": "Update an account (superuser)",
-    "users:delete_user": "Delete an account (superuser)",
 }
 
 # Wrong `current_password` guesses count like failed logins: past the limit these answer 429.
@@ -110,10 +110,14 @@ routers = [
     RouterSpec(recovery_router.router, prefix="/auth", tags=["recovery"], public=True),
     RouterSpec(verify_router.router, prefix="/auth", tags=["verification"], public=True),
     RouterSpec(
-        _without(fastapi_users.get_users_router(UserRead, UserUpdate)),
+        _without(fastapi_users.get_users_router(UserRead, UserUpdate), "/{id}"),
         prefix="/users",
         tags=["users"],
     ),
+    # After /users/me (fastapi-users' router, its /users/{id} routes removed): ours, by
+    # permission, and the roles.
+    RouterSpec(accounts_router.router, prefix="/users", tags=["users"]),
+    RouterSpec(roles_router.router, prefix="/roles", tags=["roles"]),
     # /users/me/sessions and /users/{id} never meet: a path parameter matches one segment.
     RouterSpec(sessions_router.router, prefix="/users", tags=["users"]),
     RouterSpec(admin_router.router, prefix="/users", tags=["users"]),

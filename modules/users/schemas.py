@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal, Self, cast
+from typing import Annotated, Any, Literal, Self, cast
 
 from fastapi_users import schemas
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from modules.users.emails import canonical_email
 from modules.users.models import User
@@ -257,6 +265,75 @@ class SessionRead(BaseModel):
                 }
             ]
         }
+    )
+
+
+# Roles and permissions ------------------------------------------------------------------------
+
+# Lower-case words joined by - or _: "auditor", "support-desk".
+ROLE_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,63}$"
+# "<module>:<action>" (app/permissions.py); whether a loaded module declares it is checked on write.
+PERMISSION_NAME_PATTERN = r"^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*$"
+RoleName = Annotated[str, StringConstraints(pattern=ROLE_NAME_PATTERN)]
+PermissionName = Annotated[str, StringConstraints(pattern=PERMISSION_NAME_PATTERN, max_length=100)]
+
+
+class RoleCreate(BaseModel):
+    name: RoleName
+    permissions: list[PermissionName] = Field(max_length=200)
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"name": "auditor", "permissions": ["users:read"]}]},
+    )
+
+
+class RoleUpdate(BaseModel):
+    permissions: list[PermissionName] = Field(
+        max_length=200, description="The role's permissions from now on (the whole set)."
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"permissions": ["users:read", "roles:read"]}]},
+    )
+
+
+class RoleRead(BaseModel):
+    name: str
+    permissions: list[str] = Field(description="Sorted.")
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "auditor", "permissions": ["users:read"]}]}
+    )
+
+
+class UserRolesUpdate(BaseModel):
+    roles: list[RoleName] = Field(
+        max_length=100, description="The roles the user holds from now on (the whole set)."
+    )
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"roles": ["auditor"]}]}
+    )
+
+
+class UserRolesRead(BaseModel):
+    roles: list[str] = Field(description="Sorted.")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"roles": ["auditor"]}]})
+
+
+class MyPermissions(BaseModel):
+    """What the caller may do, read live (as every check does)."""
+
+    roles: list[str] = Field(description="The roles granted to you, sorted.")
+    permissions: list[str] = Field(
+        description="Every permission you hold, sorted: a superuser holds every declared one."
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"roles": ["auditor"], "permissions": ["users:read"]}]}
     )
 
 

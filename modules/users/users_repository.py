@@ -169,3 +169,19 @@ async def list_users(
         .limit(limit)
     )
     return list(rows)
+
+
+async def lock_account(db: AsyncSession, user_id: uuid.UUID) -> bool:
+    """A no-op write on the user's row: it waits for whoever is changing or deleting the row
+    (PostgreSQL's row lock, SQLite's write lock) and says whether the row is still there. Before
+    a deletion, so of two requests deleting one account the second finds it gone (404) rather
+    than deleting nothing and telling of a deletion twice."""
+    columns = USER_TABLE.c
+    statement = (
+        update(USER_TABLE)
+        .where(columns.id == user_id)
+        .values(is_active=columns.is_active)
+        .execution_options(synchronize_session=False)
+    )
+    result = cast(CursorResult[Any], await db.execute(statement))
+    return result.rowcount == 1

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 import modules
+import modules.users
 from app.factory import create_app
 from app.loader import ModuleLoadError, load_modules
 from app.settings import CoreSettings
@@ -192,3 +193,75 @@ async def test_without_an_auth_module_private_routes_are_closed(
             assert operation["security"] == [{"HTTPBearer": []}]
             response = await client.get("/demo/ping", headers=bearer("anything"))
             assert_problem(response, 401)
+
+
+def _module_with_permissions(
+    folder: Path, name: str, declares: dict[str, str], requires_permission: str | None
+) -> None:
+    """A module declaring `declares`, with a route guarded by a check of `requires_permission`
+    (any dependency whose callable carries `required_permission`, as RequirePermission's do)."""
+    (folder / name).mkdir()
+    (folder / name / "__init__.py").write_text(
+        "from fastapi import APIRouter, Depends\n"
+        "from pydantic_settings import BaseSettings\n"
+        "from app.module import Module, RouterSpec\n"
+        "class Settings(BaseSettings):\n"
+        "    pass\n"
+        "class Check:\n"
+        "    def __init__(self, permission):\n"
+        "        self.required_permission = permission\n"
+        "    async def __call__(self):\n"
+        "        return None\n"
+        "router = APIRouter()\n"
+        f"guard = [Depends(Check({requires_permission!r}))] if {requires_permission!r} else []\n"
+        "@router.get('/things/{thing_id}', dependencies=guard)\n"
+        "async def read(thing_id: str):\n"
+        "    return thing_id\n"
+        f"module = Module(name={name!r}, settings_class=Settings, permissions={declares!r},"
+        f" routers=[RouterSpec(router, prefix='/{name}')])\n"
+    )
+
+
+def test_a_route_requiring_an_undeclared_permission_is_refused(extra_modules: Path) -> None:
+    _module_with_permissions(extra_modules, "notes", {"notes:read": "Read"}, "notes:wirte")
+    with pytest.raises(ModuleLoadError) as caught:
+        load_modules(["integrations", "users", "notes"])
+    assert str(caught.value) == (
+        "module 'notes': GET /notes/things/{thing_id} requires permission 'notes:wirte', "
+        "which no loaded module declares"
+    )
+
+
+def test_declared_permissions_load_and_reach_the_app(
+    extra_modules: Path, settings: CoreSettings
+) -> None:
+    # Its own permission, and another loaded module's (users:read) both count as declared.
+    _module_with_permissions(extra_modules, "notes", {"notes:read": "Read notes"}, "users:read")
+    settings = settings.model_copy(update={"modules": ["integrations", "users", "notes"]})
+    app = create_app(settings)
+    assert app.state.permissions["notes:read"] == "Read notes"
+    assert {"users:read", "users:write", "roles:read", "roles:write"} <= set(app.state.permissions)
+
+
+def test_the_permission_of_a_module_not_loaded_is_undeclared(extra_modules: Path) -> None:
+    _module_with_permissions(extra_modules, "notes", {}, "users:read")
+    with pytest.raises(ModuleLoadError, match="requires permission 'users:read'"):
+        load_modules(["notes"])
+
+
+@pytest.mark.parametrize("bad", ["notes", "Notes:read", "notes:", "notes:read:all", "notes read"])
+def test_a_malformed_permission_is_refused(extra_modules: Path, bad: str) -> None:
+    _module_with_permissions(extra_modules, "notes", {bad: "?"}, None)
+    with pytest.raises(ModuleLoadError) as caught:
+        load_modules(["notes"])
+    assert str(caught.value) == (
+        f"module 'notes': permission {bad!r} is not '<module>:<action>' (lower_snake_case)"
+    )
+
+
+def test_a_permission_declared_twice_is_refused(extra_modules: Path) -> None:
+    _module_with_permissions(extra_modules, "notes", {"users:read": "mine too"}, None)
+    with pytest.raises(
+        ModuleLoadError, match="permission 'users:read' is declared by modules 'users' and 'notes'"
+    ):
+        load_modules(["integrations", "users", "notes"])

@@ -157,6 +157,10 @@ def test_a_scaffolded_module_works_end_to_end(
         listed = client.get("/notes", headers=bearer(token))
         assert listed.status_code == 200
         assert listed.json() == []
+        # Writing needs notes:write, which the module declares and no role grants yet.
+        refused = client.post("/notes", json={"title": "mine"}, headers=bearer(token))
+        assert "'notes:write'" in assert_problem(refused, 403, "FORBIDDEN")["detail"]
+        assert paths["/notes"]["post"]["security"] == BEARER
 
 
 @pytest.mark.parametrize(

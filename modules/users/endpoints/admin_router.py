@@ -1,7 +1,7 @@
 """GET /users: the administrators' list of accounts, a page at a time, with filters.
 
-Who may call it is the `Superuser` dependency in the signature (one line to change when
-permissions replace the superuser flag); every query is in users_repository.py.
+Who may call it: holders of `users:read` (a role granting it, or superuser; checked live, see
+permissions.py); every query is in users_repository.py.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from fastapi import APIRouter, Query, Request, Response
 
 from app.database import DbSession
 from modules.users import users_repository
-from modules.users.dependencies import Superuser
 from modules.users.emails import canonical_email
 from modules.users.endpoints.pagination import (
     CURSOR_LENGTH,
@@ -22,6 +21,8 @@ from modules.users.endpoints.pagination import (
     link_next_page,
 )
 from modules.users.endpoints.responses import problem_examples
+from modules.users.exceptions import MissingPermission
+from modules.users.permissions import UsersReader
 from modules.users.schemas import UserAdminRead
 
 router = APIRouter()
@@ -33,7 +34,7 @@ MAX_PAGE = 100
 @router.get(
     "",
     name="users:list_users",
-    summary="List accounts, newest first (superuser)",
+    summary="List accounts, newest first (users:read)",
     description=(
         f"A page of at most `limit` accounts (default {DEFAULT_PAGE}, at most {MAX_PAGE}), "
         "newest first. `email` keeps the accounts whose address contains it (case does not "
@@ -47,13 +48,13 @@ MAX_PAGE = 100
     responses={
         200: {"headers": LINK_HEADER_DOC},
         **problem_examples(401, "UNAUTHORIZED"),
-        **problem_examples(403, "FORBIDDEN"),
+        **problem_examples(403, MissingPermission),
     },
 )
 async def list_users(
     request: Request,
     response: Response,
-    _: Superuser,
+    _: UsersReader,
     session: DbSession,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
     cursor: Annotated[
