@@ -160,3 +160,7 @@ async def active_superusers(db: AsyncSession) -> int:
         .where(_USER.c.is_superuser.is_(True), _USER.c.is_active.is_(True))
     )
     return int(await db.scalar(statement) or 0)
+
+
+async def is_superuser(db: AsyncSession, user_id: uuid.UUID) -> bool:
+    return bool(await db.scalar(select(_USER.c.is_superuser).where(_USER.c.id == user_id)))

@@ -39,6 +39,8 @@ class UsersRuntime:
     events: EventHub | None = None
     # None: every request reads the database (AUTH_CACHE, modules/users/auth_cache.py).
     auth_cache: AuthCache | None = None
+    # Every permission the loaded modules declare: a superuser's `scope` claim.
+    permissions: frozenset[str] = frozenset()
 
 
 @asynccontextmanager
@@ -86,6 +88,7 @@ async def open_runtime(
             limiter=limiter,
             events=events,
             auth_cache=auth_cache,
+            permissions=frozenset(getattr(app.state, "permissions", {}) if app else ()),
         )
     finally:
         if auth_cache is not None:

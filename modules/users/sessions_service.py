@@ -31,7 +31,7 @@ from modules.users.exceptions import (
     RefreshTokenOfInactiveUser,
     RefreshTokenReused,
 )
-from modules.users.grants import token_grants
+from modules.users.grants import TokenGrants, token_grants
 from modules.users.metrics import REFRESH_REUSE, SESSIONS_REVOKED
 from modules.users.models import LoginSession, User
 from modules.users.runtime import UsersRuntime, get_runtime
@@ -64,14 +64,20 @@ class SessionService:
         self.db = db
         self.runtime = runtime
 
-    async def _issue(self, login: LoginSession, refresh_token: str, now: datetime) -> IssuedTokens:
+    async def _grants(self, user_id: uuid.UUID) -> TokenGrants:
+        """roles and scope as of now, for services that verify the token offline. Read before
+        the session row is written: on SQLite a write takes the database's one write lock,
+        and reads after it would hold that lock longer under a refresh flood."""
+        return await token_grants(self.db, user_id, self.runtime.permissions)
+
+    def _issue(
+        self, login: LoginSession, refresh_token: str, now: datetime, grants: TokenGrants
+    ) -> IssuedTokens:
         # An access token never outlives its session.
         expires_at = min(
             now + timedelta(seconds=self.runtime.settings.access_token_ttl),
             as_utc(login.expires_at),
         )
-        # roles and scope as of now, for services that verify the token offline.
-        grants = await token_grants(self.db, login.user_id)
         access = issue_access_token(
             self.runtime.access_keys,
             login.user_id,
@@ -106,6 +112,7 @@ class SessionService:
             refresh_token_hash=hash_refresh_token(refresh_token),
             refresh_generation=0,
         )
+        grants = await self._grants(user.id)
         await repository.lock_user(self.db, user.id)
         # Housekeeping where it costs least: a login writes anyway. (The scheduled purge,
         # `purge_sessions` below, covers users who never come back.)
@@ -128,7 +135,7 @@ class SessionService:
             ).info("login session revoked")
             ended = SessionRevoked(user_id=user.id, session_id=session_id, reason="session cap")
             publish_after_commit(self.db, ended)
-        return await self._issue(login, refresh_token, now)
+        return self._issue(login, refresh_token, now, grants)
 
     async def refresh(self, refresh_token: str) -> IssuedTokens:
         """One conditional UPDATE of the session row, nothing else written (but for the first
@@ -155,6 +162,7 @@ class SessionService:
         if not state.user_active:
             await self.end(state.session_id, state.user_id, reason="inactive")
             raise RefreshTokenOfInactiveUser
+        grants = await self._grants(state.user_id)
         new_token = issue_refresh_token(self.runtime.secret, state.session_id, state.generation + 1)
         login = await repository.rotate(
             self.db,
@@ -179,7 +187,7 @@ class SessionService:
         logger.bind(user_id=str(login.user_id), session_id=str(login.id)).info(
             "refresh token rotated"
         )
-        return await self._issue(login, new_token, now)
+        return self._issue(login, new_token, now, grants)
 
     async def _reuse_of_old_format(self, token_hash: str, now: datetime) -> None:
         """An old-format token rotated away before: its row marks reuse (raises if so)."""

@@ -40,8 +40,7 @@ from scripts.bench.report import (
     SCENARIOS,
     Results,
     StallRound,
-    get_section,
-    put_section,
+    rewrite_page,
     table,
     targets_list,
 )
@@ -439,10 +438,9 @@ def main() -> int:
         print(section)
         say("BENCH_QUICK=1: a smoke run; docs/benchmarks.md left alone")
         return 0
-    page = OUTPUT.read_text() if OUTPUT.exists() else "# Benchmarks\n"
-    rest = get_section(page, bench_auth.SECTION)
-    fresh = put_section("# Benchmarks\n", SECTION, section)
-    OUTPUT.write_text(fresh if rest is None else fresh.rstrip() + "\n\n" + rest + "\n")
+    OUTPUT.write_text(
+        rewrite_page(OUTPUT.read_text() if OUTPUT.exists() else None, SECTION, section)
+    )
     say(f"wrote {OUTPUT.relative_to(ROOT)}")
     return 0
 

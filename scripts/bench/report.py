@@ -243,3 +243,9 @@ def put_section(page: str, name: str, body: str) -> str:
     if old is None:
         return page.rstrip() + "\n\n" + block + "\n"
     return page.replace(old, block)
+
+
+def rewrite_page(page: str | None, name: str, body: str) -> str:
+    """The benchmarks page with only the named section rewritten: what people wrote around
+    the generated sections (the profile, the explanation of a gap) stays as it is."""
+    return put_section(page if page is not None else "# Benchmarks\n", name, body)

@@ -17,6 +17,7 @@ from scripts.bench.report import (
     percentile,
     put_section,
     ratio,
+    rewrite_page,
     summarize,
     table,
     targets,
@@ -160,6 +161,18 @@ def test_a_section_is_replaced_in_place_and_the_rest_of_the_page_kept() -> None:
         "<!-- bench-auth:start -->\nlogins\n<!-- bench-auth:end -->"
     )
     assert get_section(page, "missing") is None
+
+
+def test_rewriting_the_page_keeps_what_was_written_around_the_sections() -> None:
+    page = put_section("# Benchmarks\n", "bench", "old table")
+    page += "\n## Profile\n\nwhere the time goes\n"
+    page = put_section(page, "bench-auth", "logins")
+    fresh = rewrite_page(page, "bench", "new table")
+    assert "old table" not in fresh and "new table" in fresh
+    assert "## Profile\n\nwhere the time goes" in fresh
+    assert get_section(fresh, "bench-auth") == get_section(page, "bench-auth")
+    assert fresh.index("new table") < fresh.index("where the time goes") < fresh.index("logins")
+    assert rewrite_page(None, "bench", "t").startswith("# Benchmarks")
 
 
 def test_wrk_result_counts_only_successful_answers() -> None:

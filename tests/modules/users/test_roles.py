@@ -319,3 +319,28 @@ async def test_the_last_active_superuser_stays(app: FastAPI, client: httpx.Async
     await client.patch(f"/users/{second['id']}", json={"is_active": True}, headers=root)
     assert (await client.delete(f"/users/{root_user['id']}", headers=root)).status_code == 204
     assert other  # the second's token: its session was ended by the deactivation
+
+
+async def test_access_tokens_carry_roles_and_scope_as_of_their_issue(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    import jwt
+
+    from tests.helpers import login
+
+    _, _root = await superuser(client, _db(app))
+    root_tokens = await login(client, "root@example.com")
+    ada, root = await account(client, "ada@example.com")
+    before = await login(client, "ada@example.com")
+    claims = jwt.decode(before["access_token"], options={"verify_signature": False})
+    assert claims["roles"] == [] and claims["scope"] == ""
+    await grant(client, _root, ada["id"], "auditor", ["users:read", "roles:read"])
+    refreshed = await client.post(
+        "/auth/jwt/refresh", json={"refresh_token": before["refresh_token"]}
+    )
+    claims = jwt.decode(refreshed.json()["access_token"], options={"verify_signature": False})
+    assert claims["roles"] == ["auditor"]
+    assert claims["scope"] == "roles:read users:read"
+    superuser_claims = jwt.decode(root_tokens["access_token"], options={"verify_signature": False})
+    assert set(superuser_claims["scope"].split()) == set(app.state.permissions)
+    assert root
