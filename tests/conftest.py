@@ -185,3 +185,17 @@ def logs(app: FastAPI) -> Iterator[LogCapture]:
     sink_id = logger.add(capture.sink, level="DEBUG", format="{message}")
     yield capture
     logger.remove(sink_id)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`make test-postgres` exists to run the tests whose outcome depends on the database
+    backend on PostgreSQL. A test marked `backend_neutral` does not: its servers use a database
+    of their own choosing (a SQLite file, or a throwaway PostgreSQL database it makes itself),
+    or it checks only the API's shape (generated clients). A second run here would repeat
+    `make test`'s run: skipped, which keeps CI within its time."""
+    if not os.environ.get("TEST_DATABASE_URL"):
+        return
+    repeat = pytest.mark.skip(reason="backend_neutral: `make test` runs it (same outcome)")
+    for item in items:
+        if item.get_closest_marker("backend_neutral") is not None:
+            item.add_marker(repeat)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -80,3 +83,21 @@ async def grant(
     assert created.status_code == 201, created.text
     granted = await client.put(f"/users/{user_id}/roles", json={"roles": [role]}, headers=root)
     assert granted.status_code == 200, granted.text
+
+
+def wait_until_live(
+    base: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 60
+) -> None:
+    """Poll `base`/health/live until it answers 200. Fails at once, with the end of the
+    server's log, if the process exits, and after `timeout` seconds (a loaded 2-core CI host
+    can take tens of seconds to start a server)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{base}/health/live", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"server did not start: {log.read_text()[-3000:]}"
+        time.sleep(0.1)

@@ -22,6 +22,8 @@ from scripts.openapi_contract import (
     unacknowledged,
 )
 
+pytestmark = pytest.mark.backend_neutral
+
 ROOT = Path(__file__).resolve().parent.parent
 FIX = "run `make openapi` and commit docs/openapi.json"
 

@@ -14,7 +14,6 @@ import re
 import shlex
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +21,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_until_live
+
+pytestmark = pytest.mark.backend_neutral
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -173,18 +174,7 @@ def _serving(command: str, env: dict[str, str], port: int, log: Path) -> Iterato
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/health/live", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, (
-                f"{command} did not start: {log.read_text()[-3000:]}"
-            )
-            time.sleep(0.2)
+        wait_until_live(base, process, log, timeout=120)
         yield base
     finally:
         os.killpg(process.pid, signal.SIGTERM)

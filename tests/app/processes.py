@@ -7,17 +7,15 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy.engine import make_url
 
 from tests.conftest import TEST_SECRET, _postgres_admin
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_until_live
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION = {
@@ -91,16 +89,7 @@ def start(args: list[str], env: dict[str, str], log: Path) -> Iterator[Server]:
         )
     server = Server(process, f"http://127.0.0.1:{port}", log)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{server.base_url}/health/live", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "server did not start:\n" + log.read_text()
-            time.sleep(0.1)
+        wait_until_live(server.base_url, process, log)
         yield server
     finally:
         if process.poll() is None:

@@ -14,7 +14,9 @@ import httpx
 import pytest
 
 from tests.conftest import TEST_SECRET
-from tests.helpers import PASSWORD, free_port
+from tests.helpers import PASSWORD, free_port, wait_until_live
+
+pytestmark = pytest.mark.backend_neutral
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -127,16 +129,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
+        wait_until_live(base, process, log)
         yield base, log
     finally:
         process.terminate()
@@ -201,16 +194,7 @@ def test_serve_port_reaches_the_mailed_links(tmp_path: Path) -> None:
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health/live", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
+        wait_until_live(base, process, log)
         with httpx.Client(base_url=base, timeout=60) as client:
             body = {"email": "ada@example.com", "password": PASSWORD}
             assert client.post("/auth/register", json=body).status_code == 201

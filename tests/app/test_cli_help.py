@@ -14,6 +14,8 @@ from app.cli import build_parser
 from app.settings import CoreSettings
 from tests.conftest import TEST_MODULES, TEST_SECRET
 
+pytestmark = pytest.mark.backend_neutral
+
 ROOT = Path(__file__).resolve().parents[2]
 # The commands whose options this lane documents; serve and migrate have their own tests.
 COMMANDS = ["openapi", "new-module", "create-superuser"]

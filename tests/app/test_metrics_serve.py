@@ -17,6 +17,8 @@ from tests.app.test_workers import _spread, _wait_for_access_lines, _wait_for_wo
 from tests.redis_server import RedisServer, throwaway_redis
 from tests.services import require_postgres
 
+pytestmark = pytest.mark.backend_neutral
+
 TOKEN = "scrape-token-0123456789abcdef"
 # A path no route knows: nothing else (the start-up probe, the scrapes) is counted under it.
 PROBE = "/metrics-probe"

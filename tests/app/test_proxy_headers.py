@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +21,9 @@ import httpx
 import pytest
 
 from tests.app.test_cli import ROOT, _env, _run
-from tests.helpers import PASSWORD, free_port
+from tests.helpers import PASSWORD, free_port, wait_until_live
+
+pytestmark = pytest.mark.backend_neutral
 
 FORGED = "203.0.113.9"
 UVICORN = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1"]
@@ -57,16 +58,7 @@ def _started(tmp_path: Path, how: str) -> Iterator[str]:
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
+        wait_until_live(base, process, log)
         yield base
     finally:
         with contextlib.suppress(ProcessLookupError):  # it may have exited on its own

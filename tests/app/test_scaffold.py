@@ -18,6 +18,8 @@ from app.scaffold import ScaffoldError, check_name, create_module
 from tests.conftest import TEST_SECRET
 from tests.helpers import PASSWORD, assert_problem, bearer, free_port
 
+pytestmark = pytest.mark.backend_neutral
+
 ROOT = Path(__file__).resolve().parents[2]
 BEARER: list[dict[str, list[str]]] = [{"OAuth2PasswordBearer": []}]
 

@@ -8,9 +8,12 @@ import re
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.app.processes import PRODUCTION, app_env, run, start
 from tests.helpers import PASSWORD
+
+pytestmark = pytest.mark.backend_neutral
 
 # Every revision of the default modules: readiness must name each one while it is pending.
 FIRST_REVISIONS = ("users_0001", "integrations_0001")

@@ -25,6 +25,8 @@ from tests.helpers import PASSWORD
 from tests.redis_server import RedisServer, throwaway_redis
 from tests.services import require_postgres
 
+pytestmark = pytest.mark.backend_neutral
+
 GRACEFUL_TIMEOUT = 20
 
 

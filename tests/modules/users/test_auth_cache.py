@@ -25,7 +25,7 @@ import pytest
 from app.settings import CoreSettings
 from modules.users.settings import UsersSettings
 from tests.conftest import TEST_SECRET
-from tests.helpers import PASSWORD, bearer, free_port, login, register
+from tests.helpers import PASSWORD, bearer, free_port, login, register, wait_until_live
 from tests.modules.users.apps import client_for, running_app
 from tests.redis_server import RedisServer, throwaway_redis
 
@@ -78,16 +78,7 @@ def _server(env: dict[str, str], log: Path) -> Iterator[str]:
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health/live", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
+        wait_until_live(base, process, log)
         yield base
     finally:
         process.terminate()

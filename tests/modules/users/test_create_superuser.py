@@ -10,8 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import TEST_SECRET
 from tests.helpers import PASSWORD
+
+pytestmark = pytest.mark.backend_neutral
 
 ROOT = Path(__file__).resolve().parents[3]
 

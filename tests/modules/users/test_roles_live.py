@@ -9,7 +9,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from sqlalchemy import func, select
 
 from app.database import Database
 from tests.conftest import TEST_MODULES, TEST_SECRET
-from tests.helpers import PASSWORD, assert_problem, bearer, free_port
+from tests.helpers import PASSWORD, assert_problem, bearer, free_port, wait_until_live
 from tests.live_server import serve
 from tests.modules.users.roles_helpers import make_superuser
 
@@ -50,19 +49,6 @@ def _start(database_url: str, data_dir: Path, log: Path) -> tuple[subprocess.Pop
     return process, f"http://127.0.0.1:{port}"
 
 
-def _wait_live(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None, log.read_text()[-2000:]
-        try:
-            if httpx.get(f"{base}/health/live", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.2)
-
-
 @pytest.fixture
 def two_servers(database_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """Two `python -m app serve` processes on one database (each with its own memory)."""
@@ -74,7 +60,7 @@ def two_servers(database_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
             process, base = _start(database_url, tmp_path / name, log)
             started.append((process, base, log))
         for process, base, log in started:
-            _wait_live(base, process, log)
+            wait_until_live(base, process, log)
         yield started[0][1], started[1][1]
     finally:
         for process, _, _ in started:
