@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import struct
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response, status
-from fastapi.exceptions import RequestValidationError
 
 from modules.users.dependencies import CurrentLogin
+from modules.users.endpoints.pagination import decode_cursor, encode_cursor
 from modules.users.endpoints.responses import problem_examples
 from modules.users.exceptions import SessionNotFound
 from modules.users.models import LoginSession
@@ -28,36 +24,12 @@ _UNAUTHORIZED = problem_examples(401, "UNAUTHORIZED")
 DEFAULT_PAGE = 50
 MAX_PAGE = 100
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# A cursor is the (login time in µs, id) of the last session of the page before, packed and
-# base64url-encoded: opaque to clients, and only ever a position in the caller's own list.
-_CURSOR = struct.Struct(">q16s")
-_CURSOR_LENGTH = len(base64.urlsafe_b64encode(b"\0" * _CURSOR.size).rstrip(b"="))
+# A cursor is the (login time in µs, id) of the last session of the page before
+# (endpoints/pagination.py): opaque to clients, only ever a position in the caller's own list.
 
 
 def _cursor_of(login: LoginSession) -> str:
-    micros = (as_utc(login.created_at) - _EPOCH) // timedelta(microseconds=1)
-    packed = _CURSOR.pack(micros, login.id.bytes)
-    return base64.urlsafe_b64encode(packed).rstrip(b"=").decode()
-
-
-def _position(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """The position a cursor stands for; a 422 like any invalid parameter otherwise."""
-    try:
-        if len(cursor) != _CURSOR_LENGTH:
-            raise ValueError
-        micros, raw_id = _CURSOR.unpack(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return _EPOCH + timedelta(microseconds=micros), uuid.UUID(bytes=raw_id)
-    except (ValueError, binascii.Error, struct.error, OverflowError):
-        raise RequestValidationError(
-            [
-                {
-                    "loc": ("query", "cursor"),
-                    "msg": "Not a cursor this list handed out.",
-                    "type": "value_error",
-                }
-            ]
-        ) from None
+    return encode_cursor(login.created_at, login.id)
 
 
 def _read(login: LoginSession, current: uuid.UUID) -> SessionRead:
@@ -105,7 +77,7 @@ async def list_sessions(
         str | None, Query(max_length=64, description="From the `Link` header of a page.")
     ] = None,
 ) -> list[SessionRead]:
-    after = _position(cursor) if cursor is not None else None
+    after = decode_cursor(cursor) if cursor is not None else None
     # One more than asked for tells whether another page follows.
     page = await sessions.list_live(login.user.id, limit + 1, after)
     if len(page) > limit:
