@@ -332,10 +332,13 @@ async def test_without_redis_the_cache_is_not_trusted(
 async def test_a_token_accepted_before_is_refused_once_expired(settings: CoreSettings) -> None:
     """A token's checked claims are remembered (modules/users/auth.py); its expiry is still
     checked on every request."""
-    users = UsersSettings(access_token_ttl=1, auth_cache="local")
+    # `exp` is whole seconds, cut down (modules/users/tokens.py): a token lives between ttl - 1
+    # and ttl seconds. With ttl=3 the first request lands well inside that; ttl + 0.2 s later the
+    # token has expired whatever fraction of a second it was issued at.
+    users = UsersSettings(access_token_ttl=3, auth_cache="local")
     async with running_app(settings, users) as app, client_for(app) as client:
         await register(client, "expiring@example.com")
         token = (await login(client, "expiring@example.com"))["access_token"]
         assert await _me(client, token) == 200
-        await asyncio.sleep(2.1)
+        await asyncio.sleep(3.2)
         assert await _me(client, token) == 401
