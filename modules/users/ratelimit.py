@@ -9,12 +9,13 @@ window plus the attempts in flight would pass the limit: parallel guesses cannot
 remaining budget. The slot is released after the check, once a failure is counted.
 
 Counts live in process memory, and with REDIS_URL in Redis too, written to both. While Redis
-answers, the stricter of its answer (shared by every instance) and this process's own decides:
-a write Redis missed (a call that timed out after Redis had answered others, a Redis restarted
-empty) never loosens a limit. When Redis does not answer (down, black-holed, its circuit open)
-the counts of this process decide: never no limit. Calls to Redis go through the
-integrations module's `redis` circuit with a short timeout (`call_redis`); when the circuit
-lets a trial through and Redis answers, Redis decides again.
+answers, the stricter of its counts (shared by every instance) and this process's own decides
+(the attempts in flight are Redis's count plus this process's attempts that could not reserve
+there, see `_stricter_view`): a write Redis missed (a call that timed out after Redis had
+answered others, a Redis restarted empty) never loosens a limit. When Redis does not answer
+(down, black-holed, its circuit open) the counts of this process decide: never no limit. Calls
+to Redis go through the integrations module's `redis` circuit with a short timeout
+(`call_redis`); when the circuit lets a trial through and Redis answers, Redis decides again.
 """
 
 from __future__ import annotations
@@ -87,9 +88,15 @@ class LimiterHealth:
     store: Literal["memory", "redis"]
 
 
-def _stricter_view(local: _AddressView, shared: _AddressView) -> _AddressView:
+def _stricter_view(local: _AddressView, shared: _AddressView, unshared: int) -> _AddressView:
+    """Failures and logins: the larger count (a write Redis missed never loosens a limit).
+    In flight: Redis's count plus this process's attempts that hold no Redis slot (`unshared`:
+    they fell back to memory when Redis did not answer). Never the larger of the two in-flight
+    counts: each is a position in its own order of arrival, and parallel reservations can reach
+    memory and Redis in different orders; an attempt late in one and early in the other would
+    take the late number from both, and a burst would then refuse every attempt."""
     return _AddressView(
-        in_flight=max(local.in_flight, shared.in_flight),
+        in_flight=shared.in_flight + unshared,
         failures=max(local.failures, shared.failures),
         failures_wait=max(local.failures_wait, shared.failures_wait),
         logins=max(local.logins, shared.logins),
@@ -130,6 +137,8 @@ class AuthLimiter:
         self.redis = redis
         self.app = app  # for `call_redis`: the integrations module's circuit
         self.redis_reachable = redis is not None
+        # Per address key: this process's logins in flight that hold no Redis slot.
+        self._unshared: dict[str, int] = {}
 
     @classmethod
     def open(
@@ -153,9 +162,12 @@ class AuthLimiter:
         attempt = LoginAttempt(user, key, redis_reserved=False)
         if key is not None:
             view, on_redis = await self._decide(
-                lambda store: self._reserve(store, key), _stricter_view
+                lambda store: self._reserve(store, key),
+                lambda local, shared: _stricter_view(local, shared, self._unshared.get(key, 0)),
             )
             attempt = LoginAttempt(user, key, redis_reserved=on_redis)
+            if not on_redis:
+                self._unshared[key] = self._unshared.get(key, 0) + 1
             refusal = self._address_refusal(view)
             if refusal is not None:
                 await self._release(attempt)
@@ -223,6 +235,12 @@ class AuthLimiter:
             return
         key = f"login:{attempt.address}"
         await self.memory.release(key)
+        if not attempt.redis_reserved:
+            left = self._unshared.get(attempt.address, 0) - 1
+            if left > 0:
+                self._unshared[attempt.address] = left
+            else:
+                self._unshared.pop(attempt.address, None)
         redis = self.redis
         if attempt.redis_reserved and redis is not None:
             try:

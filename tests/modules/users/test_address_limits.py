@@ -15,6 +15,9 @@ import pytest
 from loguru import logger
 
 from app.settings import CoreSettings
+from modules.users.exceptions import RateLimited
+from modules.users.ratelimit import AuthLimiter, LoginAttempt
+from modules.users.ratelimit_stores import RedisLimitStore
 from modules.users.settings import UsersSettings
 from tests.conftest import LogCapture
 from tests.helpers import PASSWORD, assert_problem, login, register
@@ -169,3 +172,58 @@ async def test_memory_counts_survive_concurrent_successes_without_false_errors(
             logger.remove(sink_id)
     errors = logs.find(lambda r: r["level"] in {"ERROR", "CRITICAL"})
     assert errors == [], errors
+
+
+class _FirstReservationHeld(RedisLimitStore):
+    """The real Redis store, except that its first in-flight reservation waits for `gate`:
+    parallel attempts then reach Redis in another order than they reached process memory,
+    as they do under load when Redis answers one connection before another."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.holding = False
+        self.gate = asyncio.Event()
+
+    async def reserve(self, key: str) -> int:
+        if not self.holding:
+            self.holding = True
+            await self.gate.wait()
+        return await super().reserve(key)
+
+
+async def test_attempts_reaching_redis_out_of_order_are_admitted_up_to_the_limit() -> None:
+    """Five parallel attempts, limit 4 per address. The first reserves its memory slot first
+    but its Redis slot last. Exactly four may go on, whatever the order: the in-flight view is
+    Redis's count (plus attempts that hold no Redis slot), not the larger of two positions
+    taken in two different orders (that refused the last attempt in memory's order too, so
+    three went on; under a burst of 50 it refused all 50)."""
+    store = _FirstReservationHeld(require_redis())
+    limiter = AuthLimiter(UsersSettings(login_max_failures=1), store)  # per address: 1 x 4
+    address, run = _address(), uuid.uuid4().hex[:10]
+
+    async def attempt(n: int) -> LoginAttempt | None:
+        try:
+            return await limiter.begin_login(f"o{n}-{run}@example.com", address)
+        except RateLimited:
+            return None
+
+    try:
+        first = asyncio.create_task(attempt(0))
+        while not store.holding:  # the first attempt holds its memory slot, not yet Redis's
+            await asyncio.sleep(0.01)
+        others = await asyncio.gather(*(attempt(n) for n in range(1, 5)))
+        store.gate.set()
+        held = await first
+        admitted = [a for a in [held, *others] if a is not None]
+        assert [a is not None for a in others] == [True] * 4
+        assert held is None  # fifth in Redis: over the limit
+        for admitted_attempt in admitted:
+            await limiter.end_login(admitted_attempt, "abandoned")
+        # Every slot was given back: four more may go on again.
+        again = await asyncio.gather(*(attempt(n) for n in range(5, 9)))
+        assert all(a is not None for a in again)
+        for later in again:
+            assert later is not None
+            await limiter.end_login(later, "abandoned")
+    finally:
+        await limiter.close()
