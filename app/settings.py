@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import math
 import os
 import secrets
+import tempfile
 import zlib
 from collections import Counter
 from functools import cached_property
@@ -261,20 +263,25 @@ def _is_loopback(host: str) -> bool:
 
 
 def _load_or_create_dev_key(path: Path) -> str:
-    """Generate the development key once, owner-readable only, so tokens survive restarts."""
+    """Generate the development key once, owner-readable only, so tokens survive restarts.
+
+    Written whole under a temporary name, then linked into place: processes starting together
+    (`serve --workers` in development) see no file or the whole key, never a half-written one,
+    and `link` fails when the file exists, so the first key written is the one every process
+    keeps."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        key = path.read_text().strip()
-        if len(key.encode()) < MIN_SECRET_KEY_BYTES:
-            raise SettingsError(
-                f"{path} holds a key shorter than {MIN_SECRET_KEY_BYTES} bytes"
-            ) from None
-        return key
-    key = secrets.token_urlsafe(48)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key + "\n")
+    if not path.exists():
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # 0600
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48) + "\n")
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
+    key = path.read_text().strip()
+    if len(key.encode()) < MIN_SECRET_KEY_BYTES:
+        raise SettingsError(f"{path} holds a key shorter than {MIN_SECRET_KEY_BYTES} bytes")
     return key
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import secrets
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -174,3 +176,38 @@ def test_public_url_follows_host_and_port_unless_set(
     assert load_settings().effective_public_url == expected
     monkeypatch.setenv("PUBLIC_URL", "https://auth.example.com/")
     assert load_settings().effective_public_url == "https://auth.example.com"
+
+
+_STARTERS = 8
+
+
+def _read_dev_key(data_dir: str, barrier: Any, results: Any) -> None:
+    barrier.wait()  # every process asks for the key at the same instant, as workers starting
+    try:
+        results.put(CoreSettings(environment="development", data_dir=Path(data_dir)).signing_key)
+    except SettingsError as exc:
+        results.put(f"error: {exc}")
+
+
+@pytest.mark.backend_neutral  # no database at all
+def test_workers_starting_together_share_one_whole_development_key(tmp_path: Path) -> None:
+    """Several processes start at once without SECRET_KEY (`serve --workers` in development):
+    each gets the same key, none reads a file another is still writing (it was created empty,
+    then written: a reader in between refused to start, "holds a key shorter than 32 bytes")."""
+    context = multiprocessing.get_context("spawn")
+    for round_ in range(6):
+        data_dir = tmp_path / f"round{round_}"
+        barrier = context.Barrier(_STARTERS)
+        results = context.Queue()
+        processes = [
+            context.Process(target=_read_dev_key, args=(str(data_dir), barrier, results))
+            for _ in range(_STARTERS)
+        ]
+        for process in processes:
+            process.start()
+        keys = [results.get(timeout=60) for _ in processes]
+        for process in processes:
+            process.join(timeout=60)
+        assert len(set(keys)) == 1, keys
+        assert len(keys[0]) >= 32 and not keys[0].startswith("error")
+        assert (data_dir / "secret_key").read_text().strip() == keys[0]
