@@ -187,15 +187,30 @@ def logs(app: FastAPI) -> Iterator[LogCapture]:
     logger.remove(sink_id)
 
 
+def backend_neutral_runs_here(ci_run: str, on_postgres: bool, split: bool) -> bool:
+    """Whether a `backend_neutral` test runs in this run. Alone, `make test` runs them all and
+    `make test-postgres` none. With SPLIT_BACKEND_NEUTRAL=1 (`.ci/run`, which runs the two
+    suites side by side) each runs in the suite its marker names (`ci_run`, "sqlite" unless
+    said), so that the two suites take about as long as each other."""
+    if not split:
+        return not on_postgres
+    return (ci_run == "postgres") == on_postgres
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """`make test-postgres` exists to run the tests whose outcome depends on the database
     backend on PostgreSQL. A test marked `backend_neutral` does not: its servers use a database
     of their own choosing (a SQLite file, or a throwaway PostgreSQL database it makes itself),
-    or it checks only the API's shape (generated clients). A second run here would repeat
-    `make test`'s run: skipped, which keeps CI within its time."""
-    if not os.environ.get("TEST_DATABASE_URL"):
-        return
-    repeat = pytest.mark.skip(reason="backend_neutral: `make test` runs it (same outcome)")
+    or it checks only the API's shape (generated clients). It runs in one of the two runs
+    (`backend_neutral_runs_here`), which keeps CI within its time."""
+    on_postgres = bool(os.environ.get("TEST_DATABASE_URL"))
+    split = os.environ.get("SPLIT_BACKEND_NEUTRAL") == "1"
     for item in items:
-        if item.get_closest_marker("backend_neutral") is not None:
-            item.add_marker(repeat)
+        marker = item.get_closest_marker("backend_neutral")
+        if marker is None:
+            continue
+        ci_run = str(marker.kwargs.get("ci_run", "sqlite"))
+        if not backend_neutral_runs_here(ci_run, on_postgres, split):
+            other = "make test" if on_postgres else "make test-postgres"
+            where = f"{other} runs it" + (" (SPLIT_BACKEND_NEUTRAL=1)" if split else "")
+            item.add_marker(pytest.mark.skip(reason=f"backend_neutral: {where}"))

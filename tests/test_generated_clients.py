@@ -28,7 +28,8 @@ BIN = Path(sys.executable).parent
 NPM_PACKAGES = ["openapi-typescript@7", "openapi-fetch@0", "typescript@5", "@types/node@20"]
 
 # The generated clients check the API's shape: the database behind it changes nothing.
-pytestmark = pytest.mark.backend_neutral
+# In .ci/run it runs in the PostgreSQL suite (SPLIT_BACKEND_NEUTRAL, tests/conftest.py).
+pytestmark = pytest.mark.backend_neutral(ci_run="postgres")
 
 
 @pytest.fixture

@@ -23,7 +23,8 @@ import pytest
 
 from tests.helpers import free_port, wait_until_live
 
-pytestmark = pytest.mark.backend_neutral
+# In .ci/run it runs in the PostgreSQL suite (SPLIT_BACKEND_NEUTRAL, tests/conftest.py).
+pytestmark = pytest.mark.backend_neutral(ci_run="postgres")
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

@@ -18,7 +18,8 @@ from app.scaffold import ScaffoldError, check_name, create_module
 from tests.conftest import TEST_SECRET
 from tests.helpers import PASSWORD, assert_problem, bearer, free_port
 
-pytestmark = pytest.mark.backend_neutral
+# In .ci/run it runs in the PostgreSQL suite (SPLIT_BACKEND_NEUTRAL, tests/conftest.py).
+pytestmark = pytest.mark.backend_neutral(ci_run="postgres")
 
 ROOT = Path(__file__).resolve().parents[2]
 BEARER: list[dict[str, list[str]]] = [{"OAuth2PasswordBearer": []}]

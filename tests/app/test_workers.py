@@ -25,7 +25,8 @@ from tests.helpers import PASSWORD
 from tests.redis_server import RedisServer, throwaway_redis
 from tests.services import require_postgres
 
-pytestmark = pytest.mark.backend_neutral
+# In .ci/run it runs in the PostgreSQL suite (SPLIT_BACKEND_NEUTRAL, tests/conftest.py).
+pytestmark = pytest.mark.backend_neutral(ci_run="postgres")
 
 GRACEFUL_TIMEOUT = 20
 
