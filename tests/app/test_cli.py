@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -13,26 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.app.processes import app_env
 from tests.conftest import TEST_SECRET
 from tests.helpers import PASSWORD, free_port, wait_until_live
 
 pytestmark = pytest.mark.backend_neutral
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "ENVIRONMENT": "test",
-        "SECRET_KEY": TEST_SECRET,
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/cli.db",
-        "DATA_DIR": str(tmp_path / "data"),
-        "LOG_FORMAT": "json",
-    }
-    env.update(extra)
-    return env
 
 
 def _run(
@@ -51,7 +37,7 @@ def _run(
 
 
 def test_production_without_secret_key_exits_with_one_line(tmp_path: Path) -> None:
-    env = _env(tmp_path, ENVIRONMENT="production", PUBLIC_URL="https://auth.example.com")
+    env = app_env(tmp_path, ENVIRONMENT="production", PUBLIC_URL="https://auth.example.com")
     del env["SECRET_KEY"]
     for args in (["app", "serve"], ["uvicorn", "app.main:app", "--port", str(free_port())]):
         result = _run(args, env)
@@ -65,7 +51,7 @@ def test_production_without_secret_key_exits_with_one_line(tmp_path: Path) -> No
 
 def test_production_with_weak_defaults_exits_naming_them_in_one_line(tmp_path: Path) -> None:
     """`SECRET_KEY=aaaa…` (long enough) and the default PUBLIC_URL used to start production."""
-    env = _env(tmp_path, ENVIRONMENT="production", SECRET_KEY="a" * 48)
+    env = app_env(tmp_path, ENVIRONMENT="production", SECRET_KEY="a" * 48)
     for args in (["app", "serve"], ["uvicorn", "app.main:app", "--port", str(free_port())]):
         result = _run(args, env)
         assert result.returncode != 0
@@ -83,20 +69,20 @@ def test_production_with_weak_defaults_exits_naming_them_in_one_line(tmp_path: P
 
 
 def test_unknown_module_stops_start_up_with_one_line(tmp_path: Path) -> None:
-    result = _run(["app", "openapi"], _env(tmp_path, MODULES="users,integrations,billing"))
+    result = _run(["app", "openapi"], app_env(tmp_path, MODULES="users,integrations,billing"))
     assert result.returncode == 1
     assert result.stderr.strip() == "gatehouse: module 'billing': no package modules/billing"
 
 
 def test_openapi_command_prints_the_schema(tmp_path: Path) -> None:
-    result = _run(["app", "openapi"], _env(tmp_path))
+    result = _run(["app", "openapi"], app_env(tmp_path))
     assert result.returncode == 0, result.stderr
     schema = json.loads(result.stdout)
     assert "/auth/register" in schema["paths"]
 
 
 def test_migrate_then_create_superuser_from_stdin(tmp_path: Path) -> None:
-    env = _env(tmp_path)
+    env = app_env(tmp_path)
     assert _run(["app", "migrate"], env).returncode == 0
     created = _run(["app", "create-superuser", "--email", "root@example.com"], env, PASSWORD + "\n")
     assert created.returncode == 0, created.stderr
@@ -114,7 +100,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """The real server (`python -m app serve`) on a free port, its log in a file."""
     port = free_port()
     log = tmp_path / "server.log"
-    env = _env(tmp_path)
+    env = app_env(tmp_path)
     assert _run(["app", "migrate"], env).returncode == 0
     assert (
         _run(["app", "create-superuser", "--email", "root@example.com"], env, PASSWORD + "\n")
@@ -181,7 +167,7 @@ def test_serve_port_reaches_the_mailed_links(tmp_path: Path) -> None:
     """`serve --port P` with no PORT set: the mailed link names P (PUBLIC_URL's default is the
     served address), and opening it gives the reset page."""
     port = free_port()
-    env = _env(tmp_path)
+    env = app_env(tmp_path)
     assert _run(["app", "migrate"], env).returncode == 0
     log = tmp_path / "serve.log"
     with log.open("w") as sink:

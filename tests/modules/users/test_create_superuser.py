@@ -4,7 +4,6 @@ field, the pending migrations), never a traceback; log lines in the server's for
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -12,26 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_SECRET
+from tests.app.processes import app_env
 from tests.helpers import PASSWORD
 
 pytestmark = pytest.mark.backend_neutral
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "ENVIRONMENT": "test",
-        "SECRET_KEY": TEST_SECRET,
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/cli.db",
-        "DATA_DIR": str(tmp_path / "data"),
-        "LOG_FORMAT": "json",
-    }
-    env.update(extra)
-    return env
 
 
 def _run(args: list[str], env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -57,14 +42,14 @@ def _one_line(result: subprocess.CompletedProcess[str]) -> str:
 
 def test_an_unmigrated_database_is_named_as_such(tmp_path: Path) -> None:
     """It used to print a 129-line traceback."""
-    result = _run(["create-superuser", "--email", "root@example.com"], _env(tmp_path), PASSWORD)
+    result = _run(["create-superuser", "--email", "root@example.com"], app_env(tmp_path), PASSWORD)
     line = _one_line(result)
     assert line.startswith("gatehouse: create-superuser: the database is not migrated")
     assert "migrations pending" in line and "python -m app migrate" in line
 
 
 def test_bad_input_names_the_field(tmp_path: Path) -> None:
-    env = _env(tmp_path)
+    env = app_env(tmp_path)
     bad_email = _run(["create-superuser", "--email", "root-at-example.com"], env, PASSWORD)
     # Not pydantic's "1 validation error for UserCreate": the option, and what is wrong.
     assert _one_line(bad_email) == (
@@ -78,7 +63,7 @@ def test_bad_input_names_the_field(tmp_path: Path) -> None:
 
 
 def test_log_lines_have_the_servers_format(tmp_path: Path) -> None:
-    env = _env(tmp_path)
+    env = app_env(tmp_path)
     assert _run(["migrate"], env).returncode == 0
     created = _run(["create-superuser", "--email", "root@example.com"], env, PASSWORD + "\n")
     assert created.returncode == 0, created.stderr
