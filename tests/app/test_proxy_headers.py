@@ -20,7 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.app.test_cli import ROOT, _env, _run
+from tests.app.processes import app_env
+from tests.app.test_cli import ROOT, _run
 from tests.helpers import PASSWORD, free_port, wait_until_live
 
 pytestmark = pytest.mark.backend_neutral
@@ -43,7 +44,7 @@ def _launch(how: str, port: int) -> list[str]:
 @contextmanager
 def _started(tmp_path: Path, how: str) -> Iterator[str]:
     port = free_port()
-    env = _env(tmp_path, PORT=str(port), HOST="127.0.0.1")
+    env = app_env(tmp_path, PORT=str(port), HOST="127.0.0.1")
     assert _run(["app", "migrate"], env).returncode == 0
     log = tmp_path / "server.log"
     with log.open("w") as sink:
