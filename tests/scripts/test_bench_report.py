@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from scripts import bench_auth
 from scripts.bench.load import parse
 from scripts.bench.report import (
     CEILING,
@@ -191,3 +192,12 @@ def test_wrk_result_counts_only_successful_answers() -> None:
 def test_wrk_without_a_result_line_is_an_error() -> None:
     with pytest.raises(RuntimeError, match="no result"):
         parse("unable to connect to 127.0.0.1:1 Connection refused\n")
+
+
+def test_the_busy_warning_follows_the_load_before_the_run_not_the_runs_own() -> None:
+    from scripts.bench.__main__ import busy_note
+
+    cores = bench_auth.usable_cores()
+    # A quiet host reads a high load after the run: the run's own servers and wrk.
+    assert "quiet" in busy_note(0.0, cores * 2.0)
+    assert "busy" in busy_note(cores * 1.0, 0.0)
