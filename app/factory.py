@@ -18,7 +18,7 @@ from loguru import logger
 from pydantic_settings import BaseSettings
 
 from app import docs, health, metrics, migrations, purge
-from app.auth import has_security_scheme, nobody
+from app.auth import authenticates_itself, has_security_scheme, nobody
 from app.background import BackgroundTasks
 from app.database import Database
 from app.errors import install_error_handlers
@@ -196,16 +196,19 @@ def _mount_modules(app: FastAPI, loaded: list[LoadedModule]) -> None:
     # Security, not Depends: the same cached call as a route's own `CurrentUser` (no scopes),
     # and OpenAPI shows the scheme on every private operation.
     app.state.auth_dependency = _current_user_dependency(loaded)
-    private = [Security(app.state.auth_dependency)]
+    auth = app.state.auth_dependency
+    private = [Security(auth)]
     for item in loaded:
         module = item.module
         for spec in module.routers:
-            # Authenticated by default: only what a module declares public is public.
+            # Authenticated by default: only what a module declares public is public. A router
+            # whose every route asks for the current user already authenticates each request.
+            guarded = not spec.public and not authenticates_itself(spec.router, auth)
             app.include_router(
                 spec.router,
                 prefix=spec.prefix,
                 tags=list(spec.tags) or [module.name],
-                dependencies=[] if spec.public else private,
+                dependencies=private if guarded else [],
             )
         for check_name, check in module.readiness_checks.items():
             app.state.readiness_checks[f"{module.name}.{check_name}"] = check

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.dependencies.utils import get_dependant
 from fastapi.routing import APIRoute
 
+from app.auth import authenticates_itself
 from app.loader import load_modules
 from app.settings import CoreSettings
 from modules.users.auth import SessionTokenStrategy
@@ -62,10 +64,19 @@ async def test_every_private_operation_carries_the_bearer_requirement(
     assert "security" not in paths["/auth/jwt/login"]["post"]
 
 
-async def test_private_routes_answer_401_problem_without_a_token(client: httpx.AsyncClient) -> None:
-    response = await client.get("/users/me/sessions")
-    assert_problem(response, 401)
-    assert response.headers["www-authenticate"] == "Bearer"
+async def test_private_routes_answer_401_problem_without_a_token(
+    settings: CoreSettings, client: httpx.AsyncClient
+) -> None:
+    """Every private operation, whether it is guarded by the router-wide dependency or (its
+    router's every route asking for the user itself, `app.auth.authenticates_itself`) by its
+    own: 401 before anything else is looked at, even a body or a path parameter."""
+    private = _private_operations(settings.modules)
+    assert len(private) >= 15, private
+    for path, method in private:
+        concrete = re.sub(r"\{[^}]+\}", "00000000-0000-0000-0000-000000000000", path)
+        response = await client.request(method, concrete)
+        assert_problem(response, 401)
+        assert response.headers["www-authenticate"] == "Bearer", (method, path)
 
 
 @pytest.mark.parametrize("path", ["/users/me", "/users/me/sessions"])
@@ -103,3 +114,28 @@ def test_auth_dependencies_on_the_hot_path_are_async(app: FastAPI) -> None:
                 sync.append(call.__qualname__)
         pending.extend(dependant.dependencies)
     assert sync == []
+
+
+def test_only_a_router_whose_every_route_asks_for_the_user_skips_the_router_wide_guard(
+    app: FastAPI,
+) -> None:
+    """The router-wide `Security(provider)` is left off only where each route would run the
+    provider anyway: one route that does not ask keeps the guard on the whole router. (A
+    default, not `Annotated`: this module's annotations are strings, and `provider` is local.)"""
+    provider = app.state.auth_dependency
+    asks = APIRouter()
+    open_too = APIRouter()
+
+    @asks.get("/a")
+    @open_too.get("/a")
+    async def a(user: Any = Depends(provider)) -> None: ...
+
+    @asks.get("/b")
+    async def b(user: Any = Depends(provider)) -> None: ...
+
+    @open_too.get("/c")
+    async def c() -> None: ...
+
+    assert authenticates_itself(asks, provider)
+    assert not authenticates_itself(open_too, provider)
+    assert not authenticates_itself(APIRouter(), provider)
