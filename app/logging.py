@@ -208,7 +208,12 @@ class InterceptHandler(logging.Handler):
         while frame is not None and frame.f_code.co_filename == logging.__file__:
             frame = frame.f_back
             depth += 1
-        logger.opt(depth=depth, exception=record.exc_info).log(level, record.getMessage())
+        # The stdlib logger's name ("uvicorn.error", "alembic.runtime.migration"), not the
+        # module loguru finds up the stack: the line says who logged it.
+        name = record.name
+        logger.patch(lambda r: r.__setitem__("name", name)).opt(
+            depth=depth, exception=record.exc_info
+        ).log(level, record.getMessage())
 
 
 # uvicorn's own access log is replaced by ours (app/middleware.py), which knows the request id.
@@ -242,6 +247,9 @@ def setup_logging(settings: CoreSettings) -> None:
         logging.getLogger(name).disabled = True
     # SQLAlchemy's engine logger would print SQL and bound parameters: keep it at WARNING.
     logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
+    # Alembic says at INFO which of its plugins it set up and which dialect it uses, on every
+    # start: noise. What a run applied is our own line (app/migrations.py); its warnings show.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     if settings.secret_key is not None:
         register_secret(settings.secret_key.get_secret_value())
     if settings.metrics_token is not None:
