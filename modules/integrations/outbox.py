@@ -96,6 +96,9 @@ class MailOutbox:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # The drain failed last time: its warning is said once per outage, not every poll
+        # (a database down or a schema behind the code for minutes would repeat it each look).
+        self._failing = False
 
     # Queueing (the caller's transaction) ---------------------------------------------------
 
@@ -152,9 +155,20 @@ class MailOutbox:
             try:
                 wait = await self.drain_once()
             except Exception as exc:  # e.g. the database is down: look again later
-                logger.warning("mail outbox: drain failed ({})", type(exc).__name__)
                 count_job_failure("mail outbox")
                 wait = self.settings.mail_outbox_poll
+                if not self._failing:
+                    self._failing = True
+                    logger.warning(
+                        "mail outbox: drain failed ({}); looking again every {:g} s, "
+                        "quietly until it works",
+                        type(exc).__name__,
+                        wait,
+                    )
+            else:
+                if self._failing:
+                    self._failing = False
+                    logger.info("mail outbox: drain works again")
             await self._sleep(wait, stopping)
 
     async def _sleep(self, seconds: float, stopping: asyncio.Event) -> None:

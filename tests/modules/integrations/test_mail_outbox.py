@@ -7,19 +7,23 @@ import asyncio
 import json
 from collections.abc import Iterator
 from functools import partial
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
 from loguru import logger
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 
+from app import migrations
 from app.database import create_engine
 from app.factory import create_app
+from app.metrics import PREFIX
 from app.settings import CoreSettings
 from modules.integrations.settings import IntegrationsSettings
-from tests.conftest import LogCapture
+from tests.conftest import TEST_MODULES, TEST_SECRET, LogCapture
 from tests.helpers import login, register
 from tests.mail import plain_text, token_in
 from tests.upstreams import MailCatcher, app_client, eventually, free_port
@@ -216,3 +220,39 @@ async def me(client: Any) -> dict[str, Any]:
     )
     body: dict[str, Any] = me.json()
     return body
+
+
+def _drain_failures() -> float:
+    labels = {"job": "mail outbox"}
+    return REGISTRY.get_sample_value(f"{PREFIX}background_job_failures_total", labels) or 0.0
+
+
+async def test_a_failing_drain_warns_once_per_outage_not_every_poll(
+    tmp_path: Path, relay: Relay
+) -> None:
+    """Production started before `migrate` (no outbox table yet): the drain fails on every
+    look; one warning says so, the looks after it are quiet, and one line says when it works."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'unmigrated.db'}"
+    settings = CoreSettings(
+        environment="test",
+        database_url=url,
+        secret_key=TEST_SECRET,
+        data_dir=tmp_path / "data",
+        modules=TEST_MODULES,
+        migrate_on_start=False,
+    )
+    app = create_app(settings, module_settings={"integrations": outbox_settings(relay)})
+    capture = LogCapture()
+    sink = logger.add(capture.sink, level="DEBUG")
+    before = _drain_failures()
+    try:
+        async with app_client(app):
+            await eventually(lambda: _drain_failures() - before >= 5, timeout=30)  # five looks
+            warned = capture.find(lambda r: "drain failed" in str(r["message"]))
+            assert len(warned) == 1, warned
+            assert "OperationalError" in str(warned[0]["message"])
+            await asyncio.to_thread(migrations.upgrade, url, TEST_MODULES)
+            await eventually(partial(logged, capture, "mail outbox: drain works again"))
+            assert len(capture.find(lambda r: "drain failed" in str(r["message"]))) == 1
+    finally:
+        logger.remove(sink)
