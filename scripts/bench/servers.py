@@ -120,9 +120,14 @@ def launch(name: str, argv: list[str], env: dict[str, str], workdir: Path, port:
 
 
 def uvicorn_argv(target: str, port: int, workers: int) -> list[str]:
-    """uvicorn with its defaults (access log on), as anyone runs a stock app."""
+    """uvicorn with its defaults (access log on), as anyone runs a stock app. With several
+    workers, the HTTP protocol `python -m app serve` runs too (TCP_NODELAY on each connection,
+    app/http_protocol.py): stock uvicorn's `--workers` leaves Nagle on and caps every server at
+    one request per ~44 ms per connection, which would measure the socket, not the servers."""
     argv = [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port)]
-    return [*argv, "--workers", str(workers)] if workers > 1 else argv
+    if workers == 1:
+        return argv
+    return [*argv, "--workers", str(workers), "--http", "app.http_protocol:NoDelayHTTPProtocol"]
 
 
 def start_ceiling(workdir: Path, workers: int = 1) -> Server:
