@@ -4,7 +4,9 @@ writes, docs/benchmarks.md.
 BENCH_QUICK=1: one short round per database, printed, the page left alone (a smoke run).
 BENCH_ROUNDS=N: rounds per measurement (default 3; the table shows medians).
 BENCH_POSTGRES=0: SQLite only. BENCH_POSTGRES_URL: the server to make throwaway databases on
-(default postgresql://postgres@127.0.0.1:5432/postgres).
+(default postgresql://postgres@127.0.0.1:5432/postgres). BENCH_REDIS_URL: the Redis Gatehouse
+shares between its workers on PostgreSQL, the production profile (default
+redis://127.0.0.1:6379/0; without an answer there, Gatehouse runs without, and the page says so).
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ PASSWORD = bench_auth.PASSWORD
 # same work (failed-login limits stay: every benchmark login succeeds).
 RAISED_LIMITS = {"REGISTRATIONS_PER_ADDRESS": "1000000", "LOGINS_PER_ADDRESS": "1000000"}
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,19 @@ def postgres_reachable(base_url: str) -> bool:
     return True
 
 
+def redis_reachable(url: str) -> bool:
+    from redis import Redis
+    from redis.exceptions import RedisError
+
+    client = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        return bool(client.ping())
+    except (OSError, RedisError):
+        return False
+    finally:
+        client.close()
+
+
 @contextmanager
 def postgres_databases(base_url: str, names: list[str]) -> Iterator[list[str]]:
     """Throwaway databases on the running server, dropped after (also on failure)."""
@@ -179,7 +195,13 @@ def postgres_databases(base_url: str, names: list[str]) -> Iterator[list[str]]:
 
 
 def measure_database(
-    label: str, plan: Plan, workers: int, urls: dict[str, str], mail_url: str, bound: float
+    label: str,
+    plan: Plan,
+    workers: int,
+    urls: dict[str, str],
+    mail_url: str,
+    bound: float,
+    gatehouse_env: dict[str, str] | None = None,
 ) -> Results:
     """Start the three servers, then every scenario round after round (the servers take
     turns, so a change in host load hits all three alike), then stop them."""
@@ -193,7 +215,7 @@ def measure_database(
             CEILING: lambda d: start_ceiling(d, workers),
             PEER: lambda d: start_peer(d, urls[PEER], argon2, workers),
             GATEHOUSE: lambda d: start_gatehouse(
-                d, mail_url, urls[GATEHOUSE], workers, extra_env=RAISED_LIMITS
+                d, mail_url, urls[GATEHOUSE], workers, extra_env=gatehouse_env or RAISED_LIMITS
             ),
         }
         for target, start in starters.items():
@@ -320,7 +342,7 @@ def page_section(
         "Targets, on this run:",
         targets_list(sqlite),
         "### PostgreSQL, two uvicorn workers each",
-        table(postgres) if postgres is not None else postgres_note,
+        f"{postgres_note}\n\n{table(postgres)}" if postgres is not None else postgres_note,
         "### What runs",
         "\n".join(
             [
@@ -342,8 +364,12 @@ def page_section(
                 "register rows measure the same work on both sides, not a 429;",
                 "- each server on its own free port on 127.0.0.1 with a fresh database "
                 "(SQLite: a file in a temporary directory; PostgreSQL: its own throwaway "
-                "database on 127.0.0.1:5432, dropped after); ceiling and peer run by `uvicorn` "
-                "with its defaults (access log on). All three run at once and take turns.",
+                "database on 127.0.0.1:5432, dropped after; Gatehouse's workers there share "
+                "Redis, as in production); ceiling and peer run by `uvicorn` with its defaults "
+                "(access log on; with two workers also Gatehouse's TCP_NODELAY protocol, "
+                "`--http app.http_protocol:NoDelayHTTPProtocol`: stock uvicorn's workers leave "
+                "Nagle on and every server would sit at one request per ~44 ms per connection). "
+                "All three run at once and take turns.",
             ]
         ),
         "### How it is measured",
@@ -413,6 +439,17 @@ def main() -> int:
             base = os.environ.get("BENCH_POSTGRES_URL", DEFAULT_POSTGRES)
             prefix = f"gatehouse_bench_{secrets.token_hex(4)}"
             if postgres_reachable(base):
+                # The production profile: several workers share Redis (limits, the auth cache).
+                redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS)
+                with_redis = redis_reachable(redis_url)
+                redis_line = (
+                    f"Gatehouse's two workers share Redis ({redis_url}): the production profile."
+                    if with_redis
+                    else f"No Redis answered at {redis_url}: Gatehouse ran without, so its "
+                    "auth cache was off (several workers without Redis cannot share revocations)."
+                )
+                say(redis_line)
+                env = {**RAISED_LIMITS, **({"REDIS_URL": redis_url} if with_redis else {})}
                 databases = postgres_databases(base, [f"{prefix}_peer", f"{prefix}_gatehouse"])
                 with databases as (peer_url, gatehouse_url):
                     postgres = measure_database(
@@ -422,7 +459,9 @@ def main() -> int:
                         {PEER: peer_url, GATEHOUSE: gatehouse_url},
                         mail.url,
                         bound,
+                        env,
                     )
+                postgres_note = redis_line
             else:
                 postgres_note = f"Not measured: no PostgreSQL server answered at {base}."
                 say(postgres_note)
