@@ -23,7 +23,7 @@ from app.factory import create_app
 from app.metrics import PREFIX
 from app.settings import CoreSettings
 from modules.integrations.settings import IntegrationsSettings
-from tests.conftest import TEST_MODULES, TEST_SECRET, LogCapture
+from tests.conftest import TEST_MODULES, LogCapture
 from tests.helpers import login, register
 from tests.mail import plain_text, token_in
 from tests.upstreams import MailCatcher, app_client, eventually, free_port
@@ -228,20 +228,13 @@ def _drain_failures() -> float:
 
 
 async def test_a_failing_drain_warns_once_per_outage_not_every_poll(
-    tmp_path: Path, relay: Relay
+    settings: CoreSettings, tmp_path: Path, relay: Relay
 ) -> None:
     """Production started before `migrate` (no outbox table yet): the drain fails on every
     look; one warning says so, the looks after it are quiet, and one line says when it works."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'unmigrated.db'}"
-    settings = CoreSettings(
-        environment="test",
-        database_url=url,
-        secret_key=TEST_SECRET,
-        data_dir=tmp_path / "data",
-        modules=TEST_MODULES,
-        migrate_on_start=False,
-    )
-    app = create_app(settings, module_settings={"integrations": outbox_settings(relay)})
+    unmigrated = settings.model_copy(update={"database_url": url, "migrate_on_start": False})
+    app = create_app(unmigrated, module_settings={"integrations": outbox_settings(relay)})
     capture = LogCapture()
     sink = logger.add(capture.sink, level="DEBUG")
     before = _drain_failures()
