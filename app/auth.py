@@ -61,7 +61,7 @@ def authenticates_itself(router: APIRouter, provider: Callable[..., Any]) -> boo
     """Whether every route of `router` already asks for `provider` (a route's `CurrentUser`,
     fastapi-users' `/users/me`). Mounted behind `Security(provider)` as well, such a route would
     have FastAPI walk the provider's dependency tree twice per request: its per-request cache
-    skips the second call, not the walk, which measured a tenth of `GET /users/me`'s CPU.
+    skips the second call, not the walk (about 5% of a cached `GET /users/me`'s CPU, measured).
     The factory mounts such a router without the router-wide dependency: each route still
     authenticates, through its own. Anything else (a nested router, a route that does not ask)
     keeps the router-wide dependency."""
