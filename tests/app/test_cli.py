@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.app.processes import app_env
+from tests.app.processes import app_env, start
 from tests.conftest import TEST_SECRET
-from tests.helpers import PASSWORD, free_port, wait_until_live
+from tests.helpers import PASSWORD, free_port
 
 pytestmark = pytest.mark.backend_neutral
 
@@ -98,28 +98,14 @@ def test_migrate_then_create_superuser_from_stdin(tmp_path: Path) -> None:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """The real server (`python -m app serve`) on a free port, its log in a file."""
-    port = free_port()
     log = tmp_path / "server.log"
     env = app_env(tmp_path)
     assert _run(["app", "migrate"], env).returncode == 0
     assert (
         _run(["app", "create-superuser", "--email", "root@example.com"], env, PASSWORD + "\n")
     ).returncode == 0
-    with log.open("w") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_live(base, process, log)
-        yield base, log
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+    with start(["app", "serve"], env, log) as running:
+        yield running.base_url, log
 
 
 def test_real_server_over_tcp(server: tuple[str, Path]) -> None:
@@ -166,21 +152,11 @@ def test_real_server_over_tcp(server: tuple[str, Path]) -> None:
 def test_serve_port_reaches_the_mailed_links(tmp_path: Path) -> None:
     """`serve --port P` with no PORT set: the mailed link names P (PUBLIC_URL's default is the
     served address), and opening it gives the reset page."""
-    port = free_port()
     env = app_env(tmp_path)
     assert _run(["app", "migrate"], env).returncode == 0
     log = tmp_path / "serve.log"
-    with log.open("w") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_live(base, process, log)
+    with start(["app", "serve"], env, log) as running:
+        base = running.base_url
         with httpx.Client(base_url=base, timeout=60) as client:
             body = {"email": "ada@example.com", "password": PASSWORD}
             assert client.post("/auth/register", json=body).status_code == 201
@@ -198,6 +174,3 @@ def test_serve_port_reaches_the_mailed_links(tmp_path: Path) -> None:
             assert link.startswith(f"{base}/auth/reset-password?token="), link
             page = client.get(link)
             assert page.status_code == 200 and "<form" in page.text
-    finally:
-        process.terminate()
-        process.wait(timeout=30)

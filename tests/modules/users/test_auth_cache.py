@@ -24,8 +24,9 @@ import pytest
 
 from app.settings import CoreSettings
 from modules.users.settings import UsersSettings
+from tests.app.processes import start
 from tests.conftest import TEST_SECRET
-from tests.helpers import PASSWORD, bearer, free_port, login, register, wait_until_live
+from tests.helpers import PASSWORD, bearer, login, register
 from tests.modules.users.apps import client_for, running_app
 from tests.redis_server import RedisServer, throwaway_redis
 
@@ -67,22 +68,8 @@ def _prepare(env: dict[str, str]) -> None:
 @contextmanager
 def _server(env: dict[str, str], log: Path) -> Iterator[str]:
     """`python -m app serve` (one worker) on a free port; yields its base URL."""
-    port = free_port()
-    with log.open("w") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", "--no-migrate", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_live(base, process, log)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
+    with start(["app", "serve", "--no-migrate"], env, log) as running:
+        yield running.base_url
 
 
 def _end_sessions_behind_the_apps_back(database: Path, email: str) -> None:
