@@ -4,19 +4,17 @@ default: checked on the parser itself, and on the real command's output."""
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from app.cli import build_parser
 from app.settings import CoreSettings
+from tests.app.processes import run
 from tests.conftest import TEST_MODULES, TEST_SECRET
 
 pytestmark = pytest.mark.backend_neutral
 
-ROOT = Path(__file__).resolve().parents[2]
 # The commands whose options this lane documents; serve and migrate have their own tests.
 COMMANDS = ["openapi", "new-module", "create-superuser"]
 
@@ -68,15 +66,7 @@ def test_create_superuser_help_says_where_the_password_comes_from(tmp_path: Path
         "SECRET_KEY": TEST_SECRET,
         "DATA_DIR": str(tmp_path),
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "app", "create-superuser", "--help"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run(["app", "create-superuser", "--help"], env)
     assert result.returncode == 0, result.stderr
     text = " ".join(result.stdout.split())
     for words in ("--email ADDRESS", "terminal", "asked twice", "standard input", "migrate"):

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -17,12 +16,12 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import TEST_MODULES, TEST_SECRET
+from tests.app.processes import ROOT, app_env, run
+from tests.conftest import TEST_MODULES
 from tests.helpers import free_port
 
 pytestmark = pytest.mark.backend_neutral
 
-ROOT = Path(__file__).resolve().parents[2]
 LIVE = {"method": "GET", "route": "/health/live", "status": "200"}
 REQUESTS = "gatehouse_http_requests_total"
 
@@ -57,30 +56,18 @@ def _get(url: str) -> int:
 def test_two_workers_report_one_aggregated_view(tmp_path: Path) -> None:
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "ENVIRONMENT": "test",
-        "SECRET_KEY": TEST_SECRET,
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/workers.db",
-        "DATA_DIR": str(tmp_path / "data"),
-        "MODULES": ",".join(TEST_MODULES),
-        "LOG_FORMAT": "json",
-        "PASSWORD_HASH_WORKERS": "1",
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-    }
-    migrate = subprocess.run(
-        [sys.executable, "-m", "app", "migrate"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    env = app_env(
+        tmp_path,
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/workers.db",
+        MODULES=",".join(TEST_MODULES),
+        PASSWORD_HASH_WORKERS="1",
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
     )
+    migrate = run(["app", "migrate"], env)
     assert migrate.returncode == 0, migrate.stderr
     port = free_port()
     log = tmp_path / "server.log"
+    # Its own start (not processes.start): a liveness probe would add a request to the counts.
     with log.open("w") as sink:
         server = subprocess.Popen(
             [

@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -26,11 +24,11 @@ from app.settings import CoreSettings
 from modules.users import module as users_module
 from modules.users.models import LoginSession, RotatedRefreshToken, User
 from modules.users.settings import UsersSettings
+from tests.app.processes import run
 from tests.conftest import TEST_MODULES, TEST_SECRET
 from tests.helpers import assert_problem, bearer, login, register
 from tests.modules.users.apps import client_for, running_app
 
-ROOT = Path(__file__).resolve().parents[3]
 EMAIL = "ada@example.com"
 RETENTION = 60
 
@@ -98,15 +96,7 @@ def _purge_command(settings: CoreSettings, tmp_path: Path, *args: str) -> str:
         "SESSION_RETENTION": str(RETENTION),
         "LOG_FORMAT": "json",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "app", "purge", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run(["app", "purge", *args], env)
     assert result.returncode == 0, result.stderr
     return result.stderr
 

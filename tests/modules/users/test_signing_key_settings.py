@@ -7,8 +7,6 @@ import os
 import re
 import secrets
 import stat
-import subprocess
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,11 +19,10 @@ from app.settings import CoreSettings, SettingsError
 from modules.users.runtime import open_access_keys
 from modules.users.settings import UsersSettings
 from modules.users.signing_keys import load_or_create_development_key, verification_key
+from tests.app.processes import run
 from tests.conftest import TEST_SECRET
 from tests.helpers import free_port
 from tests.modules.users.keyfiles import key_file, write_key
-
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_production_with_an_asymmetric_algorithm_and_no_key_file_refuses_to_start(
@@ -42,15 +39,7 @@ def test_production_with_an_asymmetric_algorithm_and_no_key_file_refuses_to_star
         "DATA_DIR": str(tmp_path / "data"),
         "ACCESS_TOKEN_ALGORITHM": "ES256",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(free_port())],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run(["uvicorn", "app.main:app", "--port", str(free_port())], env)
     assert result.returncode != 0
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
